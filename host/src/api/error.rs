@@ -1,0 +1,105 @@
+//! The one error type of the HTTP API. Every variant maps to one status code and a JSON
+//! body `{"error": "...", ...}`; plugin internals are logged, not returned.
+
+use crate::model::PredictFailure;
+use crate::runtime::CallError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// 415: the request does not say `Content-Type: application/json`.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 413: the body is larger than the configured limit.
+    #[error("request body exceeds the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 422: well-formed JSON that does not fit the model's inputs.
+    #[error("{message}")]
+    InvalidInput { message: String, row: Option<u32>, field: Option<String> },
+    /// 404: no such route or resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 503: no model version has loaded yet.
+    #[error("no model version is loaded")]
+    NoModel { last_failure: Option<Value> },
+    /// 503 with `Retry-After`: every plugin call slot is busy.
+    #[error("the server is at its limit of {0} concurrent predictions; retry shortly")]
+    Overloaded(u32),
+    /// 500 or 504: the plugin failed (trap, memory limit, bad answer) or timed out.
+    #[error("{failure}")]
+    Plugin { failure: PredictFailure, version: String },
+}
+
+/// Seconds a client should wait before retrying an overloaded server.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+impl ApiError {
+    pub fn invalid_row(row: u32, field: Option<&str>, message: String) -> Self {
+        Self::InvalidInput { message, row: Some(row), field: field.map(str::to_string) }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidInput { message: message.into(), row: None, field: None }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NoModel { .. } | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Plugin { failure, .. } => match failure {
+                PredictFailure::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                PredictFailure::Plugin(CallError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = Map::new();
+        body.insert("error".into(), Value::String(self.to_string()));
+        match &self {
+            Self::InvalidInput { row, field, .. } => {
+                if let Some(row) = row {
+                    body.insert("row".into(), json!(row));
+                }
+                if let Some(field) = field {
+                    body.insert("field".into(), json!(field));
+                }
+            }
+            Self::NoModel { last_failure: Some(failure) } => {
+                body.insert("last_load_error".into(), failure.clone());
+            }
+            Self::Plugin { failure, version } => {
+                if let PredictFailure::InvalidInput { row, .. } = failure {
+                    body.insert("row".into(), json!(row));
+                } else {
+                    tracing::error!(model_version = %version, error = %failure, "prediction failed");
+                }
+                body.insert("model_version".into(), json!(version));
+            }
+            _ => {}
+        }
+        let mut response = (status, Json(Value::Object(body))).into_response();
+        if let Self::Overloaded(_) = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}

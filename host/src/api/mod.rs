@@ -1,0 +1,70 @@
+//! The HTTP API: routes, JSON in and out, errors as status codes. It reads the serving
+//! version from the slot and knows nothing of where versions come from.
+
+mod error;
+mod model;
+mod predict;
+
+pub use error::ApiError;
+pub use predict::{MODEL_VERSION_HEADER, PredictionBody};
+
+use crate::slot::ActiveModel;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::Semaphore;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub slot: Arc<ActiveModel>,
+    /// One permit per plugin call allowed to run at once.
+    pub calls: Arc<Semaphore>,
+    pub max_concurrent_calls: u32,
+    pub max_batch_rows: usize,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(slot: Arc<ActiveModel>, max_concurrent_calls: u32, max_batch_rows: usize, max_body_bytes: usize) -> Self {
+        Self {
+            slot,
+            calls: Arc::new(Semaphore::new(max_concurrent_calls as usize)),
+            max_concurrent_calls,
+            max_batch_rows,
+            max_body_bytes,
+        }
+    }
+
+    fn no_model(&self) -> ApiError {
+        let last_failure = self.slot.last_failure().and_then(|f| serde_json::to_value(&*f).ok());
+        ApiError::NoModel { last_failure }
+    }
+}
+
+/// The application router, without a socket: tests can drive it directly.
+pub fn app(state: AppState) -> Router {
+    let max_body_bytes = state.max_body_bytes;
+    Router::new()
+        .route("/predict", post(predict::predict))
+        .route("/health", get(model::health))
+        .route("/ready", get(model::ready))
+        .route("/model/info", get(model::info))
+        .route("/model/metrics", get(model::metrics))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// RFC 3339 UTC with milliseconds, as every timestamp in the API is written.
+pub fn format_time(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Serde helper for [`format_time`].
+pub fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_time(*time))
+}

@@ -1,0 +1,25 @@
+//! The `predict-host` binary.
+
+use clap::Parser;
+use predict_host::config::{Cli, Command};
+use predict_host::{server, telemetry};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => match server::Server::bind(args).await {
+            Ok(server) => server.run(server::termination_signal()).await,
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "fatal");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! A loaded model version: the plugin plus what the host learned about it at load,
+//! and the checks every answer of the plugin must pass before it reaches a client.
+
+use crate::artifact::Origin;
+use crate::runtime::{CallError, Field, ModelInfo, PredictError, Plugin, Prediction};
+use std::time::{Duration, SystemTime};
+
+/// Tolerance on the sum of one prediction's probabilities.
+const PROBABILITY_SUM_TOLERANCE: f64 = 1e-6;
+
+pub struct LoadedModel {
+    pub version: String,
+    pub digest: String,
+    pub origin: Origin,
+    pub info: ModelInfo,
+    pub metrics: Option<serde_json::Value>,
+    pub loaded_at: SystemTime,
+    /// Fetch-to-ready time: compile, checks and self-test.
+    pub load_time: Duration,
+    pub plugin: Plugin,
+}
+
+/// Why scoring a batch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictFailure {
+    /// The caller's fault: the plugin rejected row `row`.
+    #[error("row {row}: {message}")]
+    InvalidInput { row: u32, message: String },
+    /// The plugin failed or timed out.
+    #[error("the model plugin {0}")]
+    Plugin(#[from] CallError),
+    /// The plugin reported its own internal error.
+    #[error("the model plugin reported an internal error: {0}")]
+    Internal(String),
+    /// The plugin answered something the contract does not allow.
+    #[error("the model plugin returned an invalid answer: {0}")]
+    BadOutput(String),
+}
+
+impl LoadedModel {
+    /// Scores `rows` (blocking: run it off the async executor) and checks the answer.
+    pub fn predict(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
+        let predictions = self.plugin.predict(rows)?.map_err(|e| match e {
+            PredictError::InvalidInput((row, message)) => PredictFailure::InvalidInput { row, message },
+            PredictError::Internal(message) => PredictFailure::Internal(message),
+        })?;
+        check_predictions(&self.info.labels, rows.len(), &predictions).map_err(PredictFailure::BadOutput)?;
+        Ok(predictions)
+    }
+}
+
+/// One prediction per row; every label from `labels`; every label scored exactly once
+/// with a finite probability in [0, 1]; probabilities summing to 1.
+pub fn check_predictions(labels: &[String], rows: usize, predictions: &[Prediction]) -> Result<(), String> {
+    if predictions.len() != rows {
+        return Err(format!("{} predictions for {rows} rows", predictions.len()));
+    }
+    for (i, p) in predictions.iter().enumerate() {
+        if !labels.contains(&p.label) {
+            return Err(format!("row {i}: unknown label {:?}", p.label));
+        }
+        if p.scores.len() != labels.len() || !labels.iter().all(|l| p.scores.iter().any(|s| &s.label == l)) {
+            return Err(format!("row {i}: scores must cover each of {labels:?} once"));
+        }
+        if let Some(bad) = p.scores.iter().find(|s| !(0.0..=1.0).contains(&s.probability)) {
+            return Err(format!("row {i}: probability {} for {:?} is not in [0, 1]", bad.probability, bad.label));
+        }
+        let total: f64 = p.scores.iter().map(|s| s.probability).sum();
+        if (total - 1.0).abs() > PROBABILITY_SUM_TOLERANCE {
+            return Err(format!("row {i}: probabilities sum to {total}, not 1"));
+        }
+    }
+    Ok(())
+}

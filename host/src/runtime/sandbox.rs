@@ -1,0 +1,125 @@
+//! What a plugin may touch: per-call store state, the WASI allowlist, and the memory cap.
+//!
+//! A Rust `std` plugin imports `wasi:cli/*` and `wasi:io/*` as soon as it can panic
+//! (the panic path reads the environment and writes to stderr), and `wasi:random` when
+//! it hashes. Those are linked in a harmless form: no environment or arguments, empty
+//! stdin, stdout/stderr captured into memory with a cap, `exit` a trap. Clocks,
+//! filesystem, sockets and HTTP are not linked at all, so a plugin importing them
+//! fails to load, with the import named.
+
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::{ResourceLimiter, Result};
+use wasmtime_wasi::p2::bindings::{cli, random, sync::io as sync_io};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Interfaces (without version) a plugin may import. Everything else is refused at load.
+pub const ALLOWED_IMPORTS: &[&str] = &[
+    "mlops:predictor/types",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+];
+
+/// Whether `import` (e.g. `wasi:io/streams@0.2.6`) names an allowed interface.
+pub fn is_allowed(import: &str) -> bool {
+    let unversioned = import.split_once('@').map_or(import, |(name, _)| name);
+    ALLOWED_IMPORTS.contains(&unversioned)
+}
+
+/// Everything one plugin call owns; dropped with its store when the call ends.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub memory: MemoryCap,
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+}
+
+impl PluginState {
+    pub fn new(memory_limit: usize, output_limit: usize) -> Self {
+        let stdout = MemoryOutputPipe::new(output_limit);
+        let stderr = MemoryOutputPipe::new(output_limit);
+        let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap { limit: memory_limit, exceeded: false },
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps each linear memory of a plugin instance and remembers that the cap was hit,
+/// so the resulting trap is reported as a memory limit rather than a crash.
+pub struct MemoryCap {
+    pub limit: usize,
+    pub exceeded: bool,
+}
+
+/// Tables hold function references; this bounds the host memory they can take.
+const TABLE_ELEMENTS_LIMIT: usize = 100_000;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+        Ok(desired <= TABLE_ELEMENTS_LIMIT)
+    }
+}
+
+struct Io;
+
+impl HasData for Io {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// Links exactly the [`ALLOWED_IMPORTS`] WASI interfaces, backed by [`PluginState`].
+pub fn add_allowed_wasi(linker: &mut Linker<PluginState>) -> Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::random::WasiRandom;
+    let l = linker;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
+    sync_io::poll::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
+    sync_io::streams::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
+    random::random::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
+    Ok(())
+}

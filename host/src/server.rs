@@ -1,0 +1,131 @@
+//! The `serve` command: wires runtime, source, slot and API together, and shuts down
+//! gracefully (not ready → stop accepting → finish in-flight requests, bounded).
+
+use crate::api::{self, AppState};
+use crate::config::ServeArgs;
+use crate::loader::Loader;
+use crate::runtime::{Runtime, SandboxLimits};
+use crate::slot::ActiveModel;
+use crate::source::{self, plugin_dir::PluginDirSource};
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: TcpListener,
+    args: ServeArgs,
+    slot: Arc<ActiveModel>,
+    loader: Arc<Loader>,
+}
+
+impl Server {
+    /// Builds the runtime and binds the listener; fails on bad configuration.
+    pub async fn bind(args: ServeArgs) -> anyhow::Result<Self> {
+        if let Some(dir) = &args.plugin_dir {
+            anyhow::ensure!(dir.is_dir(), "PLUGIN_DIR {} is not a directory", dir.display());
+        }
+        anyhow::ensure!(
+            args.plugin_dir.is_some() || args.bundled_plugin,
+            "nothing to serve: set PLUGIN_DIR or leave BUNDLED_PLUGIN on"
+        );
+        let runtime = Runtime::new(SandboxLimits {
+            call_timeout: Duration::from_millis(args.call_timeout_ms),
+            memory_limit: args.plugin_memory_limit_mib * 1024 * 1024,
+            max_concurrent_calls: args.max_concurrent_calls,
+            output_limit: args.plugin_output_limit_bytes,
+        })
+        .context("starting the WebAssembly runtime")?;
+        let slot = ActiveModel::new();
+        let loader = Arc::new(Loader::new(runtime, Arc::clone(&slot)));
+        let address = SocketAddr::new(args.bind, args.port);
+        let listener = TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
+        Ok(Self { listener, args, slot, loader })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, args, slot, loader } = self;
+        tracing::info!(address = %listener.local_addr()?, "listening");
+        let source = tokio::spawn(follow_source(args.clone(), Arc::clone(&loader)));
+
+        let state = AppState::new(Arc::clone(&slot), args.max_concurrent_calls, args.max_batch_rows, args.max_body_bytes);
+        let app = api::app(state);
+
+        let delay = Duration::from_secs(args.shutdown_delay_secs);
+        let drain = Duration::from_secs(args.drain_timeout_secs);
+        let (closing_tx, closing_rx) = tokio::sync::oneshot::channel::<()>();
+        let draining_slot = Arc::clone(&slot);
+        let stop_accepting = async move {
+            shutdown.await;
+            draining_slot.start_draining();
+            tracing::info!(delay_secs = delay.as_secs(), "shutting down: not ready");
+            tokio::time::sleep(delay).await;
+            tracing::info!(drain_secs = drain.as_secs(), "closing listener, draining in-flight requests");
+            let _ = closing_tx.send(());
+        };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(stop_accepting);
+        let deadline = async move {
+            if closing_rx.await.is_ok() {
+                tokio::time::sleep(drain).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = serve => result.context("serving HTTP")?,
+            () = deadline => tracing::warn!("drain timeout reached; abandoning remaining requests"),
+        }
+        source.abort();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Runs the configured source for the life of the process.
+async fn follow_source(args: ServeArgs, loader: Arc<Loader>) {
+    let fallback = args.bundled_plugin.then(source::bundled);
+    match args.plugin_dir {
+        Some(dir) => {
+            let rescan = Duration::from_secs(args.plugin_dir_rescan_secs.max(1));
+            let source = PluginDirSource::new(dir, rescan, fallback, loader);
+            if let Err(e) = source.run().await {
+                tracing::error!(error = %e, "cannot watch the plugin directory");
+            }
+        }
+        None => {
+            if let Some(bundled) = fallback {
+                let _ = loader.load_and_swap(bundled).await;
+            }
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,200 @@
+//! The plugin-directory source: serves the highest version found in a directory and
+//! follows changes to it as they happen.
+//!
+//! Naming scheme: `<name>-<version>.wasm`, where `<version>` is dot-separated numbers
+//! (`3`, `1.2.0`) compared numerically; held-out metrics may sit beside it as
+//! `<name>-<version>.metrics.json`. Other files are ignored. Copy a new version in under
+//! a temporary name and rename it, so the watcher never sees half a file (a half file is
+//! refused and retried once complete, but logs an error meanwhile).
+//!
+//! Rules, applied after every change and on a periodic rescan:
+//! - a version higher than the serving one replaces it once it loads;
+//! - rewriting the serving version's file with different bytes reloads it;
+//! - a broken file is refused once (by digest) and the serving version stays;
+//! - deleting the serving version's file falls back to the highest remaining version,
+//!   or to the bundled plugin when the directory holds none.
+
+use crate::artifact::{Artifact, Origin};
+use crate::loader::Loader;
+use notify::{EventKind, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Quiet time after a change before the directory is read, so a burst of events
+/// (create, write, close) is handled once.
+const SETTLE: Duration = Duration::from_millis(100);
+
+pub struct PluginDirSource {
+    dir: PathBuf,
+    rescan_every: Duration,
+    fallback: Option<Artifact>,
+    loader: Arc<Loader>,
+}
+
+/// A version number: dot-separated numbers, compared numerically (`1.10` > `1.9`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(Vec<u64>);
+
+impl Version {
+    pub fn parse(text: &str) -> Option<Self> {
+        text.split('.').map(|part| part.parse().ok()).collect::<Option<Vec<u64>>>().map(Self)
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let len = self.0.len().max(other.0.len());
+        let at = |v: &Self, i: usize| v.0.get(i).copied().unwrap_or(0);
+        (0..len).map(|i| at(self, i).cmp(&at(other, i))).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A plugin file found in the directory.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub version: Version,
+    /// The version as written in the file name.
+    pub label: String,
+    pub wasm: PathBuf,
+    pub metrics: PathBuf,
+}
+
+/// Parses `<name>-<version>.wasm`; anything else is not a candidate.
+pub fn parse_candidate(path: &Path) -> Option<Candidate> {
+    let stem = path.file_name()?.to_str()?.strip_suffix(".wasm")?;
+    let (name, label) = stem.rsplit_once('-')?;
+    if name.is_empty() {
+        return None;
+    }
+    Some(Candidate {
+        version: Version::parse(label)?,
+        label: label.to_string(),
+        wasm: path.to_path_buf(),
+        metrics: path.with_file_name(format!("{stem}.metrics.json")),
+    })
+}
+
+impl PluginDirSource {
+    pub fn new(dir: PathBuf, rescan_every: Duration, fallback: Option<Artifact>, loader: Arc<Loader>) -> Self {
+        Self { dir, rescan_every, fallback, loader }
+    }
+
+    /// Watches the directory and reconciles on every change and every `rescan_every`.
+    /// Returns only if the watcher cannot be set up.
+    pub async fn run(self) -> notify::Result<()> {
+        let changed = Arc::new(Notify::new());
+        let on_event = Arc::clone(&changed);
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Our own reads raise access events; only changes matter.
+            let relevant = match event {
+                Ok(e) => !matches!(e.kind, EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)),
+                Err(_) => true,
+            };
+            if relevant {
+                on_event.notify_one();
+            }
+        })?;
+        watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
+        tracing::info!(dir = %self.dir.display(), "watching plugin directory");
+
+        let mut rescan = tokio::time::interval(self.rescan_every);
+        loop {
+            tokio::select! {
+                _ = changed.notified() => tokio::time::sleep(SETTLE).await,
+                _ = rescan.tick() => {}
+            }
+            self.reconcile().await;
+        }
+    }
+
+    /// Brings the serving version in line with the directory (see the module rules).
+    pub async fn reconcile(&self) {
+        let mut candidates = match self.scan() {
+            Ok(candidates) => candidates,
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot read plugin directory");
+                return;
+            }
+        };
+        candidates.sort_by(|a, b| b.version.cmp(&a.version));
+
+        let serving = self.loader.slot().current();
+        // The bundled plugin yields to any version in the directory.
+        let serving = serving.filter(|m| m.origin != Origin::Bundled);
+        let serving_version = serving.as_ref().and_then(|m| Version::parse(&m.version));
+
+        for candidate in candidates {
+            let Some(artifact) = read_artifact(&candidate) else { continue };
+            let order = serving_version.as_ref().map(|v| candidate.version.cmp(v));
+            if order == Some(Ordering::Equal) {
+                let unchanged = serving.as_ref().is_some_and(|m| m.digest == artifact.digest);
+                if !unchanged && !self.loader.is_refused(&artifact.digest) {
+                    let _ = self.loader.load_and_swap(artifact).await;
+                }
+                // Same version: whatever happened, the serving version stays (or was reloaded).
+                return;
+            }
+            if self.loader.is_refused(&artifact.digest) {
+                continue;
+            }
+            if self.loader.load_and_swap(artifact).await.is_ok() {
+                return;
+            }
+        }
+        // Nothing in the directory can take over. If the serving version's file is gone
+        // too (or nothing serves yet), fall back to the bundled plugin.
+        let serving_file_gone = serving
+            .as_ref()
+            .is_none_or(|m| !matches!(&m.origin, Origin::PluginDir { path } if path.exists()));
+        let bundled_serving = self.loader.slot().current().is_some_and(|m| m.origin == Origin::Bundled);
+        if let Some(fallback) = self.fallback.as_ref().filter(|_| serving_file_gone && !bundled_serving) {
+            if !self.loader.is_refused(&fallback.digest) {
+                let _ = self.loader.load_and_swap(fallback.clone()).await;
+            }
+        }
+    }
+
+    fn scan(&self) -> std::io::Result<Vec<Candidate>> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if let Some(candidate) = parse_candidate(&path) {
+                found.push(candidate);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Reads a candidate's bytes and metrics; a file that vanished is skipped.
+fn read_artifact(candidate: &Candidate) -> Option<Artifact> {
+    let bytes = match std::fs::read(&candidate.wasm) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(path = %candidate.wasm.display(), error = %e, "cannot read plugin file");
+            return None;
+        }
+    };
+    let metrics = match std::fs::read(&candidate.metrics) {
+        Ok(text) => match serde_json::from_slice(&text) {
+            Ok(json) => Some(json),
+            Err(e) => {
+                tracing::warn!(path = %candidate.metrics.display(), error = %e, "metrics file is not JSON; serving without metrics");
+                None
+            }
+        },
+        Err(_) => None,
+    };
+    let origin = Origin::PluginDir { path: candidate.wasm.clone() };
+    Some(Artifact::new(candidate.label.clone(), origin, bytes, metrics))
+}
