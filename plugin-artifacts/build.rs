@@ -42,7 +42,8 @@ fn main() {
         bundled.version
     );
     if with_fixtures {
-        source.push_str("/// Fault-injection plugins: real components built from `tests/fixtures/examples`.\n");
+        source
+            .push_str("/// Fault-injection plugins: real components built from `tests/fixtures/examples`.\n");
         source.push_str("pub mod fixtures {\n");
         for component in built.components.values().filter(|c| c.package == FIXTURES_PACKAGE) {
             let constant = component.target.to_uppercase();
@@ -112,8 +113,7 @@ fn cargo_build(root: &Path, target_dir: &Path, packages: &[&str]) -> Built {
                 let files = message["filenames"].as_array().into_iter().flatten();
                 let wasm = files.filter_map(Value::as_str).find(|f| f.ends_with(".wasm"));
                 if let (Some(wasm), Some(target)) = (wasm, message["target"]["name"].as_str()) {
-                    let component =
-                        Component { package, version, target: target.into(), path: wasm.into() };
+                    let component = Component { package, version, target: target.into(), path: wasm.into() };
                     built.components.insert(target.into(), component);
                 }
             }

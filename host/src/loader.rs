@@ -38,7 +38,9 @@ pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, L
         load_time: started.elapsed(),
         plugin,
     };
-    model.predict(std::slice::from_ref(&model.info.sample)).map_err(|e| LoadFailure::Sample(e.to_string()))?;
+    model
+        .predict(std::slice::from_ref(&model.info.sample))
+        .map_err(|e| LoadFailure::Sample(e.to_string()))?;
     model.load_time = started.elapsed();
     Ok(model)
 }
@@ -93,7 +95,12 @@ impl Loader {
             Err(join) => format!("loading panicked: {join}"),
         };
         self.refused.lock().expect("refusals lock").insert(digest.clone(), reason.clone());
-        self.slot.record_failure(LoadFailureRecord { version, digest, reason: reason.clone(), at: SystemTime::now() });
+        self.slot.record_failure(LoadFailureRecord {
+            version,
+            digest,
+            reason: reason.clone(),
+            at: SystemTime::now(),
+        });
         Err(reason)
     }
 }

@@ -2,7 +2,7 @@
 //! and the checks every answer of the plugin must pass before it reaches a client.
 
 use crate::artifact::Origin;
-use crate::runtime::{CallError, Field, ModelInfo, PredictError, Plugin, Prediction};
+use crate::runtime::{CallError, Field, ModelInfo, Plugin, PredictError, Prediction};
 use std::time::{Duration, SystemTime};
 
 /// Tolerance on the sum of one prediction's probabilities.
@@ -63,7 +63,10 @@ pub fn check_predictions(labels: &[String], rows: usize, predictions: &[Predicti
             return Err(format!("row {i}: scores must cover each of {labels:?} once"));
         }
         if let Some(bad) = p.scores.iter().find(|s| !(0.0..=1.0).contains(&s.probability)) {
-            return Err(format!("row {i}: probability {} for {:?} is not in [0, 1]", bad.probability, bad.label));
+            return Err(format!(
+                "row {i}: probability {} for {:?} is not in [0, 1]",
+                bad.probability, bad.label
+            ));
         }
         let total: f64 = p.scores.iter().map(|s| s.probability).sum();
         if (total - 1.0).abs() > PROBABILITY_SUM_TOLERANCE {

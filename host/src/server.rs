@@ -56,7 +56,12 @@ impl Server {
         tracing::info!(address = %listener.local_addr()?, "listening");
         let source = tokio::spawn(follow_source(args.clone(), Arc::clone(&loader)));
 
-        let state = AppState::new(Arc::clone(&slot), args.max_concurrent_calls, args.max_batch_rows, args.max_body_bytes);
+        let state = AppState::new(
+            Arc::clone(&slot),
+            args.max_concurrent_calls,
+            args.max_batch_rows,
+            args.max_body_bytes,
+        );
         let app = api::app(state);
 
         let delay = Duration::from_secs(args.shutdown_delay_secs);

@@ -28,7 +28,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(slot: Arc<ActiveModel>, max_concurrent_calls: u32, max_batch_rows: usize, max_body_bytes: usize) -> Self {
+    pub fn new(
+        slot: Arc<ActiveModel>,
+        max_concurrent_calls: u32,
+        max_batch_rows: usize,
+        max_body_bytes: usize,
+    ) -> Self {
         Self {
             slot,
             calls: Arc::new(Semaphore::new(max_concurrent_calls as usize)),

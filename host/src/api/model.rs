@@ -41,7 +41,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     let model = state.slot.current().ok_or_else(|| state.no_model())?;
     match &model.metrics {
         Some(metrics) => Ok(Json(metrics.clone())),
-        None => Err(ApiError::NotFound(format!("no metrics were published with model version {}", model.version))),
+        None => {
+            Err(ApiError::NotFound(format!("no metrics were published with model version {}", model.version)))
+        }
     }
 }
 

@@ -47,7 +47,8 @@ pub async fn predict(
     })
     .await
     .expect("plugin calls never panic the host");
-    let predictions = outcome.map_err(|failure| ApiError::Plugin { failure, version: model.version.clone() })?;
+    let predictions =
+        outcome.map_err(|failure| ApiError::Plugin { failure, version: model.version.clone() })?;
 
     let mut bodies = predictions.into_iter().map(|p| to_body(p, &model));
     let mut response = if single {
@@ -84,7 +85,10 @@ fn to_rows(items: &[Value], inputs: &[FieldSpec], max_rows: usize) -> Result<Vec
         return Err(ApiError::invalid("empty batch: send at least one row"));
     }
     if items.len() > max_rows {
-        return Err(ApiError::invalid(format!("batch of {} rows exceeds the limit of {max_rows}", items.len())));
+        return Err(ApiError::invalid(format!(
+            "batch of {} rows exceeds the limit of {max_rows}",
+            items.len()
+        )));
     }
     items
         .iter()

@@ -106,8 +106,8 @@ impl Runtime {
     /// Compiles `bytes` and checks its imports and exports against the predictor world.
     /// `label` tags the plugin's log output.
     pub fn prepare(self: &Arc<Self>, bytes: &[u8], label: &str) -> Result<Plugin, LoadError> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
         let disallowed: Vec<String> = component
             .component_type()
             .imports(&self.engine)

@@ -16,8 +16,8 @@
 
 use crate::artifact::{Artifact, Origin};
 use crate::loader::Loader;
-use notify::{EventKind, RecursiveMode, Watcher};
 use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,7 +85,12 @@ pub fn parse_candidate(path: &Path) -> Option<Candidate> {
 }
 
 impl PluginDirSource {
-    pub fn new(dir: PathBuf, rescan_every: Duration, fallback: Option<Artifact>, loader: Arc<Loader>) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        rescan_every: Duration,
+        fallback: Option<Artifact>,
+        loader: Arc<Loader>,
+    ) -> Self {
         Self { dir, rescan_every, fallback, loader }
     }
 
@@ -157,10 +162,10 @@ impl PluginDirSource {
             .as_ref()
             .is_none_or(|m| !matches!(&m.origin, Origin::PluginDir { path } if path.exists()));
         let bundled_serving = self.loader.slot().current().is_some_and(|m| m.origin == Origin::Bundled);
-        if let Some(fallback) = self.fallback.as_ref().filter(|_| serving_file_gone && !bundled_serving) {
-            if !self.loader.is_refused(&fallback.digest) {
-                let _ = self.loader.load_and_swap(fallback.clone()).await;
-            }
+        if let Some(fallback) = self.fallback.as_ref().filter(|_| serving_file_gone && !bundled_serving)
+            && !self.loader.is_refused(&fallback.digest)
+        {
+            let _ = self.loader.load_and_swap(fallback.clone()).await;
         }
     }
 

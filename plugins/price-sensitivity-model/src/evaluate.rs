@@ -25,12 +25,7 @@ pub fn accuracy(counts: &[[usize; N_LABELS]; N_LABELS]) -> f64 {
 
 /// The metrics document: accuracy, macro-F1, per-class precision/recall/F1, log loss,
 /// the confusion matrix, split sizes and the dataset's provenance.
-pub fn metrics_json(
-    model: &LinearModel,
-    splits: &dataset::Splits,
-    name: &str,
-    version: &str,
-) -> Json {
+pub fn metrics_json(model: &LinearModel, splits: &dataset::Splits, name: &str, version: &str) -> Json {
     let counts = confusion(model, &splits.test);
     let mut per_class = serde_json::Map::new();
     let mut f1_sum = 0.0;

@@ -51,11 +51,7 @@ pub const FIELDS: [FieldSpec; 8] = [
         kind: FieldKind::Category(&["LS", "MS", "SS", "XLS"]),
         description: "Store format: large, medium, small or extra-large store.",
     },
-    FieldSpec {
-        name: "SPEND",
-        kind: FieldKind::Number,
-        description: "Total basket spend in pounds (>= 0).",
-    },
+    FieldSpec { name: "SPEND", kind: FieldKind::Number, description: "Total basket spend in pounds (>= 0)." },
     FieldSpec {
         name: "QUANTITY",
         kind: FieldKind::Number,

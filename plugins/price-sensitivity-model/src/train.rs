@@ -120,12 +120,8 @@ mod tests {
             counts[e.label] += 1.0;
         }
         let n = splits.train.len() as f64;
-        let prior_loss: f64 = splits
-            .test
-            .iter()
-            .map(|e| -(counts[e.label] / n).ln())
-            .sum::<f64>()
-            / splits.test.len() as f64;
+        let prior_loss: f64 =
+            splits.test.iter().map(|e| -(counts[e.label] / n).ln()).sum::<f64>() / splits.test.len() as f64;
         assert!(log_loss(&model, &splits.test) < prior_loss - 0.05);
     }
 

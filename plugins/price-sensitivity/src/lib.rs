@@ -7,9 +7,7 @@ use price_sensitivity_model::{FIELDS, FieldKind, LABELS, LinearModel, Value, fea
 
 wit_bindgen::generate!({ path: "../../wit", world: "predictor" });
 
-use mlops::predictor::types::{
-    ClassScore, Field, FieldSpec, FieldType, Value as WitValue,
-};
+use mlops::predictor::types::{ClassScore, Field, FieldSpec, FieldType, Value as WitValue};
 
 include!(concat!(env!("OUT_DIR"), "/weights.rs"));
 
@@ -61,9 +59,7 @@ fn read_row(row: &[Field]) -> Result<[Value<'_>; FIELDS.len()], String> {
             .find(|f| f.name == spec.name)
             .ok_or_else(|| format!("missing required field \"{}\"", spec.name))?;
         *value = match (spec.kind, &field.value) {
-            (FieldKind::Number, WitValue::Number(x)) if x.is_finite() && *x >= 0.0 => {
-                Value::Number(*x)
-            }
+            (FieldKind::Number, WitValue::Number(x)) if x.is_finite() && *x >= 0.0 => Value::Number(*x),
             (FieldKind::Number, WitValue::Number(x)) => {
                 return Err(format!("field \"{}\" must be a finite number >= 0, got {x}", spec.name));
             }

@@ -19,13 +19,19 @@ fn main() -> io::Result<()> {
     fs::write(out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?)?;
     fs::write(out.join("train.csv"), to_csv(&splits.train))?;
     fs::write(out.join("test.csv"), to_csv(&splits.test))?;
-    println!("accuracy {:.4}, macro-F1 {:.4} on {} held-out rows; wrote {}",
-        metrics["accuracy"], metrics["macro_f1"], splits.test.len(), out.display());
+    println!(
+        "accuracy {:.4}, macro-F1 {:.4} on {} held-out rows; wrote {}",
+        metrics["accuracy"],
+        metrics["macro_f1"],
+        splits.test.len(),
+        out.display()
+    );
     Ok(())
 }
 
 fn to_csv(examples: &[Example]) -> String {
-    let mut out: Vec<String> = vec![FIELDS.iter().map(|f| f.name).chain(["LABEL"]).collect::<Vec<_>>().join(",")];
+    let mut out: Vec<String> =
+        vec![FIELDS.iter().map(|f| f.name).chain(["LABEL"]).collect::<Vec<_>>().join(",")];
     for e in examples {
         let cells = e.values.iter().map(|v| match v {
             Value::Number(x) => x.to_string(),

@@ -1,0 +1,9 @@
+//! End-to-end tests of the HTTP API: each starts the real server on a loopback port
+//! with real plugin components built from source.
+
+mod faults;
+mod helpers;
+mod metrics;
+mod predict;
+mod reload;
+mod shutdown;

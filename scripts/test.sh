@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every check CI runs, installing what a fresh machine lacks: formatting, lints,
+# and all tests. Tests build in the release profile, the same build the image uses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup target add wasm32-wasip2
+rustup component add rustfmt clippy
+
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+cargo test --release --workspace --locked
