@@ -1,9 +1,11 @@
 //! Command line and environment: one struct per subcommand is its whole configuration,
 //! and every flag can be set by environment variable (as Kubernetes does).
 
+use crate::aws::AwsArgs;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(name = "predict-host", version, about = "Serves predictions from WebAssembly component plugins.")]
@@ -27,6 +29,85 @@ pub enum LogFormat {
 pub enum Command {
     /// Serve predictions over HTTP.
     Serve(ServeArgs),
+    /// Upload a plugin and register it as a new version in the model registry.
+    Publish(PublishArgs),
+    /// List, approve or reject versions in the model registry.
+    Models(ModelsArgs),
+}
+
+/// The model package group every registry command works on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GroupArgs {
+    /// SageMaker model package group.
+    #[arg(long = "group", env = "MODEL_PACKAGE_GROUP", default_value = "retail-price-sensitivity-models")]
+    pub group: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublishArgs {
+    /// The plugin component to publish (`.wasm`).
+    pub plugin: PathBuf,
+
+    #[command(flatten)]
+    pub group: GroupArgs,
+
+    /// S3 bucket for the plugin and its metrics.
+    #[arg(long, env = "PLUGIN_BUCKET")]
+    pub bucket: String,
+
+    /// Key prefix inside the bucket; objects go under `<prefix><group>/`.
+    #[arg(long, env = "PLUGIN_PREFIX", default_value = "")]
+    pub prefix: String,
+
+    /// Held-out metrics JSON to publish with the version (served at /model/metrics).
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+
+    /// Register the version as Approved (hosts switch to it) instead of pending.
+    #[arg(long)]
+    pub approve: bool,
+
+    /// Description stored with the model package.
+    #[arg(long)]
+    pub description: Option<String>,
+
+    /// Create the model package group if it does not exist.
+    #[arg(long)]
+    pub create_group: bool,
+
+    /// Create the bucket if it does not exist.
+    #[arg(long)]
+    pub create_bucket: bool,
+
+    /// Container image recorded in the model package (the registry requires one; hosts
+    /// run the plugin themselves and ignore it).
+    #[arg(long, env = "PLUGIN_CONTAINER_IMAGE", default_value = "predict-host")]
+    pub container_image: String,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub action: ModelsAction,
+
+    #[command(flatten)]
+    pub group: GroupArgs,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ModelsAction {
+    /// List the group's versions, newest first.
+    List,
+    /// Approve a version: hosts serve the highest Approved version.
+    Approve { version: u32 },
+    /// Reject a version: hosts serving it fall back to the next Approved one.
+    Reject { version: u32 },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -39,11 +120,25 @@ pub struct ServeArgs {
     #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
     pub bind: IpAddr,
 
+    /// Follow this SageMaker model package group: serve its highest Approved version.
+    #[arg(long, env = "MODEL_PACKAGE_GROUP", conflicts_with = "plugin_dir")]
+    pub model_package_group: Option<String>,
+
+    /// How often to poll the model registry (jittered ±20%, backing off on errors).
+    #[arg(long, env = "POLL_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+
+    /// Directory for downloaded plugins, registry records and compiled code; with it a
+    /// restart needs no download or compilation, and starts even if the registry is down.
+    #[arg(long, env = "CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     /// Directory of plugin versions (`<name>-<version>.wasm`), watched for changes.
     #[arg(long, env = "PLUGIN_DIR")]
     pub plugin_dir: Option<PathBuf>,
 
-    /// Serve the plugin bundled into this binary when no other version is available.
+    /// Serve the plugin bundled into this binary when no other version is available
+    /// (plugin-directory mode, or no source at all; never with a registry).
     #[arg(long, env = "BUNDLED_PLUGIN", default_value_t = true, action = clap::ArgAction::Set)]
     pub bundled_plugin: bool,
 
@@ -83,4 +178,7 @@ pub struct ServeArgs {
     /// On SIGTERM, seconds to let in-flight requests finish once the listener is closed.
     #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 20)]
     pub drain_timeout_secs: u64,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }

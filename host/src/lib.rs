@@ -7,9 +7,12 @@
 
 pub mod api;
 pub mod artifact;
+pub mod aws;
+pub mod commands;
 pub mod config;
 pub mod loader;
 pub mod model;
+pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod slot;

@@ -24,7 +24,7 @@ pub enum LoadFailure {
 /// Loads `artifact`. Blocking (it compiles): run it off the async executor.
 pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, LoadFailure> {
     let started = Instant::now();
-    let plugin = runtime.prepare(&artifact.bytes, &artifact.version)?;
+    let plugin = runtime.prepare(&artifact.bytes, &artifact.sha256, &artifact.version)?;
     let info = plugin.info().map_err(LoadFailure::Info)?;
     check_info(&info).map_err(LoadFailure::BadInfo)?;
 

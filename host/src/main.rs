@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use predict_host::config::{Cli, Command};
-use predict_host::{server, telemetry};
+use predict_host::{commands, server, telemetry};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -14,11 +14,14 @@ async fn main() -> ExitCode {
             Ok(server) => server.run(server::termination_signal()).await,
             Err(e) => Err(e),
         },
+        Command::Publish(args) => commands::publish(args).await,
+        Command::Models(args) => commands::models(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "fatal");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

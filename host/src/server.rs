@@ -2,10 +2,15 @@
 //! gracefully (not ready → stop accepting → finish in-flight requests, bounded).
 
 use crate::api::{self, AppState};
+use crate::artifact::cache::ArtifactCache;
+use crate::artifact::s3::ObjectStore;
+use crate::aws::AwsClients;
 use crate::config::ServeArgs;
 use crate::loader::Loader;
+use crate::registry::ModelRegistry;
 use crate::runtime::{Runtime, SandboxLimits};
 use crate::slot::ActiveModel;
+use crate::source::registry::RegistrySource;
 use crate::source::{self, plugin_dir::PluginDirSource};
 use anyhow::Context;
 use std::future::Future;
@@ -29,16 +34,12 @@ impl Server {
             anyhow::ensure!(dir.is_dir(), "PLUGIN_DIR {} is not a directory", dir.display());
         }
         anyhow::ensure!(
-            args.plugin_dir.is_some() || args.bundled_plugin,
-            "nothing to serve: set PLUGIN_DIR or leave BUNDLED_PLUGIN on"
+            args.model_package_group.is_some() || args.plugin_dir.is_some() || args.bundled_plugin,
+            "nothing to serve: set MODEL_PACKAGE_GROUP or PLUGIN_DIR, or leave BUNDLED_PLUGIN on"
         );
-        let runtime = Runtime::new(SandboxLimits {
-            call_timeout: Duration::from_millis(args.call_timeout_ms),
-            memory_limit: args.plugin_memory_limit_mib * 1024 * 1024,
-            max_concurrent_calls: args.max_concurrent_calls,
-            output_limit: args.plugin_output_limit_bytes,
-        })
-        .context("starting the WebAssembly runtime")?;
+        let compiled_cache = args.cache_dir.as_ref().map(|dir| dir.join("compiled"));
+        let runtime = Runtime::new(sandbox_limits(&args), compiled_cache)
+            .context("starting the WebAssembly runtime")?;
         let slot = ActiveModel::new();
         let loader = Arc::new(Loader::new(runtime, Arc::clone(&slot)));
         let address = SocketAddr::new(args.bind, args.port);
@@ -94,8 +95,27 @@ impl Server {
     }
 }
 
+/// The sandbox limits `serve` flags ask for.
+pub fn sandbox_limits(args: &ServeArgs) -> SandboxLimits {
+    SandboxLimits {
+        call_timeout: Duration::from_millis(args.call_timeout_ms),
+        memory_limit: args.plugin_memory_limit_mib * 1024 * 1024,
+        max_concurrent_calls: args.max_concurrent_calls,
+        output_limit: args.plugin_output_limit_bytes,
+    }
+}
+
 /// Runs the configured source for the life of the process.
 async fn follow_source(args: ServeArgs, loader: Arc<Loader>) {
+    if let Some(group) = args.model_package_group {
+        let aws = AwsClients::from_env(&args.aws).await;
+        let cache = args.cache_dir.map(ArtifactCache::new);
+        let registry = ModelRegistry::new(aws.sagemaker, group);
+        let source =
+            RegistrySource::new(registry, ObjectStore::new(aws.s3), cache, loader, args.poll_interval);
+        source.run().await;
+        return;
+    }
     let fallback = args.bundled_plugin.then(source::bundled);
     match args.plugin_dir {
         Some(dir) => {

@@ -8,8 +8,9 @@
 use crate::model::LoadedModel;
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 /// A version that was refused, and why.
@@ -22,12 +23,26 @@ pub struct LoadFailureRecord {
     pub at: SystemTime,
 }
 
+/// Failed versions remembered for `/model/info`.
+const FAILURES_KEPT: usize = 32;
+
 #[derive(Default)]
 pub struct ActiveModel {
     serving: ArcSwapOption<LoadedModel>,
     previous: ArcSwapOption<LoadedModel>,
     last_failure: ArcSwapOption<LoadFailureRecord>,
+    /// The latest failure of each version that failed and has not served since.
+    failures: Mutex<BTreeMap<String, LoadFailureRecord>>,
+    source_error: ArcSwapOption<SourceError>,
     draining: AtomicBool,
+}
+
+/// The source's latest failure to reach its backend (cleared once it answers again).
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceError {
+    pub error: String,
+    #[serde(serialize_with = "crate::api::rfc3339")]
+    pub since: SystemTime,
 }
 
 impl ActiveModel {
@@ -54,6 +69,7 @@ impl ActiveModel {
             replaced = self.current().map(|m| m.version.clone()).as_deref().unwrap_or("none"),
             "model version swapped in"
         );
+        self.failures.lock().expect("failures lock").remove(&incoming.version);
         if let Some(outgoing) = self.serving.swap(Some(incoming)) {
             self.previous.store(Some(outgoing));
         }
@@ -61,11 +77,39 @@ impl ActiveModel {
 
     pub fn record_failure(&self, record: LoadFailureRecord) {
         tracing::error!(version = %record.version, digest = %record.digest, reason = %record.reason, "model version refused");
+        let mut failures = self.failures.lock().expect("failures lock");
+        failures.insert(record.version.clone(), record.clone());
+        if failures.len() > FAILURES_KEPT {
+            let oldest = failures.values().min_by_key(|r| r.at).map(|r| r.version.clone());
+            failures.remove(&oldest.unwrap_or_default());
+        }
         self.last_failure.store(Some(Arc::new(record)));
+    }
+
+    /// Versions that failed to load and have not served since, most recent first.
+    pub fn failures(&self) -> Vec<LoadFailureRecord> {
+        let mut failures: Vec<_> = self.failures.lock().expect("failures lock").values().cloned().collect();
+        failures.sort_by_key(|r| std::cmp::Reverse(r.at));
+        failures
     }
 
     pub fn last_failure(&self) -> Option<Arc<LoadFailureRecord>> {
         self.last_failure.load_full()
+    }
+
+    /// Records (or clears, with `None`) the source's failure to reach its backend.
+    pub fn set_source_error(&self, error: Option<String>) {
+        match error {
+            None => self.source_error.store(None),
+            Some(error) => {
+                let since = self.source_error.load().as_ref().map_or_else(SystemTime::now, |e| e.since);
+                self.source_error.store(Some(Arc::new(SourceError { error, since })));
+            }
+        }
+    }
+
+    pub fn source_error(&self) -> Option<Arc<SourceError>> {
+        self.source_error.load_full()
     }
 
     /// Ready: a version is loaded and the process is not shutting down.

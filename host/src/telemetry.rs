@@ -1,4 +1,5 @@
-//! Logging: JSON lines for machines, plain text for people at a terminal.
+//! Logging to stderr (stdout stays for command output): JSON lines for machines, plain
+//! text for people at a terminal.
 
 use crate::config::LogFormat;
 use std::io::IsTerminal;
@@ -10,8 +11,8 @@ pub fn init(format: LogFormat) {
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stdout().is_terminal(),
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
 }

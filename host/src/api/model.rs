@@ -33,6 +33,8 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     let mut body = describe(&model);
     body["previous_version"] = json!(state.slot.previous().map(|m| m.version.clone()));
     body["last_load_error"] = json!(state.slot.last_failure().as_deref());
+    body["load_errors"] = json!(state.slot.failures());
+    body["source_error"] = json!(state.slot.source_error().as_deref());
     Ok(Json(body))
 }
 
@@ -66,6 +68,11 @@ fn describe(model: &LoadedModel) -> Value {
     let source = match &model.origin {
         Origin::Bundled => json!({ "kind": "bundled" }),
         Origin::PluginDir { path } => json!({ "kind": "plugin-dir", "path": path }),
+        Origin::Registry(d) => json!({
+            "kind": "registry", "model_package_group": d.group, "model_package_version": d.version,
+            "model_package_arn": d.arn, "approval_status": d.approval_status, "artifact_url": d.artifact_url,
+            "signed": d.signature.is_some(), "wit_world": d.world,
+        }),
     };
     json!({
         "name": model.info.name,

@@ -3,6 +3,7 @@
 //! and an epoch deadline. Knows nothing of HTTP, sources or registries.
 
 mod bindings;
+mod compiled;
 mod epoch;
 mod sandbox;
 
@@ -11,8 +12,10 @@ pub use bindings::{
 };
 
 use bindings::PredictorPre;
+use compiled::CompiledCache;
 use epoch::EpochTicker;
 use sandbox::PluginState;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker};
@@ -70,11 +73,13 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<PluginState>,
     limits: SandboxLimits,
+    compiled: Option<CompiledCache>,
     _ticker: EpochTicker,
 }
 
 impl Runtime {
-    pub fn new(limits: SandboxLimits) -> anyhow::Result<Arc<Self>> {
+    /// With `compiled_cache`, compiled plugins are kept in (and reused from) that directory.
+    pub fn new(limits: SandboxLimits, compiled_cache: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
         let instances = limits.max_concurrent_calls + LOADER_SLOTS;
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(instances)
@@ -96,18 +101,29 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         sandbox::add_allowed_wasi(&mut linker)?;
         let ticker = EpochTicker::start(engine.clone(), EPOCH_PERIOD)?;
-        Ok(Arc::new(Self { engine, linker, limits, _ticker: ticker }))
+        let compiled = compiled_cache.map(|dir| CompiledCache::new(dir, &engine));
+        Ok(Arc::new(Self { engine, linker, limits, compiled, _ticker: ticker }))
     }
 
     pub fn limits(&self) -> SandboxLimits {
         self.limits
     }
 
-    /// Compiles `bytes` and checks its imports and exports against the predictor world.
+    /// Compiles `bytes` (whose sha256 is `sha256`, in hex) or takes the compiled form from
+    /// the cache, and checks its imports and exports against the predictor world.
     /// `label` tags the plugin's log output.
-    pub fn prepare(self: &Arc<Self>, bytes: &[u8], label: &str) -> Result<Plugin, LoadError> {
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+    pub fn prepare(self: &Arc<Self>, bytes: &[u8], sha256: &str, label: &str) -> Result<Plugin, LoadError> {
+        let component = match self.compiled.as_ref().and_then(|c| c.load(&self.engine, sha256)) {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+                if let Some(cache) = &self.compiled {
+                    cache.store(&component, sha256);
+                }
+                component
+            }
+        };
         let disallowed: Vec<String> = component
             .component_type()
             .imports(&self.engine)

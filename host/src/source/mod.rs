@@ -1,7 +1,8 @@
-//! Sources decide which version should serve: the watched plugin directory, or the
-//! plugin bundled into this binary when nothing else is available.
+//! Sources decide which version should serve: the model registry, the watched plugin
+//! directory, or the plugin bundled into this binary when nothing else is available.
 
 pub mod plugin_dir;
+pub mod registry;
 
 use crate::artifact::{Artifact, Origin};
 

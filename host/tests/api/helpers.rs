@@ -32,6 +32,7 @@ pub fn serve_args(extra: &[&str]) -> ServeArgs {
     argv.extend_from_slice(extra);
     match Cli::parse_from(argv).command {
         Command::Serve(args) => args,
+        _ => unreachable!("parsed a serve command"),
     }
 }
 

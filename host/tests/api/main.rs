@@ -5,5 +5,7 @@ mod faults;
 mod helpers;
 mod metrics;
 mod predict;
+mod process;
+mod registry;
 mod reload;
 mod shutdown;

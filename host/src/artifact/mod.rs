@@ -1,5 +1,10 @@
-//! A plugin version's bytes, where they came from, and their digest.
+//! A plugin version's bytes, where they came from, and their digest; fetching them from
+//! S3 and keeping them in a content-addressed cache on disk.
 
+pub mod cache;
+pub mod s3;
+
+use crate::registry::VersionDetails;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -11,6 +16,8 @@ pub enum Origin {
     Bundled,
     /// A file in the watched plugin directory.
     PluginDir { path: PathBuf },
+    /// A version of a model package group in the model registry.
+    Registry(VersionDetails),
 }
 
 /// One candidate version, ready to be loaded.
@@ -22,18 +29,20 @@ pub struct Artifact {
     pub bytes: Vec<u8>,
     /// `sha256:<hex>` of `bytes`.
     pub digest: String,
+    /// Lower-case hex sha256 of `bytes`.
+    pub sha256: String,
     /// Held-out evaluation published with this version, if any.
     pub metrics: Option<serde_json::Value>,
 }
 
 impl Artifact {
     pub fn new(version: String, origin: Origin, bytes: Vec<u8>, metrics: Option<serde_json::Value>) -> Self {
-        let digest = sha256_digest(&bytes);
-        Self { version, origin, bytes, digest, metrics }
+        let sha256 = sha256_hex(&bytes);
+        Self { version, origin, digest: format!("sha256:{sha256}"), sha256, bytes, metrics }
     }
 }
 
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }

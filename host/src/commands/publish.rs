@@ -1,0 +1,111 @@
+//! `predict-host publish`: validate a plugin locally, upload it (and its metrics) to S3,
+//! and register it as a new version of the model package group.
+
+use crate::artifact::s3::{ObjectStore, S3Url};
+use crate::artifact::{Artifact, Origin, sha256_hex};
+use crate::aws::AwsClients;
+use crate::config::PublishArgs;
+use crate::loader;
+use crate::registry::{ModelRegistry, NewVersion};
+use crate::runtime::{Runtime, SandboxLimits, WORLD};
+use anyhow::{Context, bail};
+use serde_json::json;
+use std::time::Duration;
+
+/// Limits for the local check: as strict as serving, but with a generous deadline, since
+/// a publisher's machine may be busy.
+const VALIDATION_LIMITS: SandboxLimits = SandboxLimits {
+    call_timeout: Duration::from_secs(2),
+    memory_limit: 64 * 1024 * 1024,
+    max_concurrent_calls: 1,
+    output_limit: 16 * 1024,
+};
+
+pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&args.plugin).with_context(|| format!("reading {}", args.plugin.display()))?;
+    let sha256 = sha256_hex(&bytes);
+    let metrics = match &args.metrics {
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_slice::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            Some(text)
+        }
+        None => None,
+    };
+
+    // The same checks a host makes before serving: compile, world, info(), sample.
+    let runtime = Runtime::new(VALIDATION_LIMITS, None)?;
+    let candidate = Artifact::new(
+        "candidate".into(),
+        Origin::PluginDir { path: args.plugin.clone() },
+        bytes.clone(),
+        None,
+    );
+    let checked = tokio::task::spawn_blocking(move || loader::load(&runtime, candidate)).await?;
+    let model = match checked {
+        Ok(model) => model,
+        Err(e) => bail!("refusing to publish {}: {e}", args.plugin.display()),
+    };
+
+    let aws = AwsClients::from_env(&args.aws).await;
+    let registry = ModelRegistry::new(aws.sagemaker, &args.group.group);
+    let store = ObjectStore::new(aws.s3);
+    if !registry.group_exists().await? {
+        if !args.create_group {
+            bail!(
+                "model package group {} does not exist (pass --create-group to create it)",
+                args.group.group
+            );
+        }
+        registry.create_group(&format!("{} plugin versions", model.info.name)).await?;
+    }
+    if !store.bucket_exists(&args.bucket).await {
+        if !args.create_bucket {
+            bail!(
+                "bucket {} does not exist or is not reachable (pass --create-bucket to create it)",
+                args.bucket
+            );
+        }
+        store.create_bucket(&args.bucket).await?;
+    }
+
+    // Content-addressed keys: publishing the same bytes twice writes the same objects.
+    let base = format!("{}{}", args.prefix, args.group.group);
+    let plugin_url = S3Url { bucket: args.bucket.clone(), key: format!("{base}/plugins/{sha256}.wasm") };
+    store.put(&plugin_url, bytes, "application/wasm").await?;
+    let metrics_url = match metrics {
+        Some(text) => {
+            let url = S3Url {
+                bucket: args.bucket.clone(),
+                key: format!("{base}/metrics/{}.json", sha256_hex(&text)),
+            };
+            store.put(&url, text, "application/json").await?;
+            Some(url.to_string())
+        }
+        None => None,
+    };
+
+    let description =
+        args.description.clone().unwrap_or_else(|| format!("{} {}", model.info.name, model.info.version));
+    let version = registry
+        .create_version(&NewVersion {
+            artifact_url: &plugin_url.to_string(),
+            sha256: &sha256,
+            world: WORLD,
+            signature: None,
+            metrics_url: metrics_url.as_deref(),
+            description: Some(&description),
+            container_image: &args.container_image,
+            approve: args.approve,
+        })
+        .await?;
+    let status = if args.approve { "Approved" } else { "PendingManualApproval" };
+    let summary = json!({
+        "group": args.group.group, "version": version, "approval_status": status,
+        "artifact_url": plugin_url.to_string(), "sha256": sha256, "metrics_url": metrics_url,
+        "model": model.info.name, "plugin_version": model.info.version,
+    });
+    println!("{summary}");
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The registry source: serves the highest Approved version of one model package group
+//! and follows the registry by polling.
+//!
+//! Every poll lists the group's Approved versions (one call when nothing changed). The
+//! highest one that can load serves: a newer approval swaps in, and rejecting the
+//! serving version falls back to the next Approved one. Plugin bytes come from the
+//! cache when their digest is there, from S3 otherwise, and are verified against the
+//! registry's `plugin-sha256` before anything compiles them.
+//!
+//! Failures never touch the serving version. A version whose verified bytes fail to
+//! load is refused for good (by digest); one that could not be fetched (S3 down, object
+//! missing, digest mismatch) is retried with exponential backoff. A registry that does
+//! not answer is polled with exponential backoff too, and on start the last good
+//! version is served from the cache before the registry has answered at all.
+
+use crate::artifact::cache::{ArtifactCache, CachedVersion};
+use crate::artifact::s3::{FetchError, ObjectStore, S3Url};
+use crate::artifact::{Artifact, Origin, sha256_hex};
+use crate::loader::Loader;
+use crate::registry::{ModelRegistry, RegistryError, VersionDetails};
+use crate::slot::LoadFailureRecord;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Longest wait between attempts, whatever the number of failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+pub struct RegistrySource {
+    registry: ModelRegistry,
+    store: ObjectStore,
+    cache: Option<ArtifactCache>,
+    loader: Arc<Loader>,
+    poll_interval: Duration,
+    /// Versions whose fetch failed: failures so far and when to try again.
+    retry_at: HashMap<u32, (u32, Instant)>,
+}
+
+impl RegistrySource {
+    pub fn new(
+        registry: ModelRegistry,
+        store: ObjectStore,
+        cache: Option<ArtifactCache>,
+        loader: Arc<Loader>,
+        poll_interval: Duration,
+    ) -> Self {
+        Self { registry, store, cache, loader, poll_interval, retry_at: HashMap::new() }
+    }
+
+    /// Serves the cached last good version, then polls for the life of the process.
+    pub async fn run(mut self) {
+        self.serve_last_good().await;
+        let mut failures = 0;
+        loop {
+            match self.poll().await {
+                Ok(()) => {
+                    failures = 0;
+                    self.loader.slot().set_source_error(None);
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(group = self.registry.group(), error = %e, failures, "registry poll failed");
+                    self.loader.slot().set_source_error(Some(e.to_string()));
+                }
+            }
+            tokio::time::sleep(jittered(backoff(self.poll_interval, failures))).await;
+        }
+    }
+
+    async fn serve_last_good(&self) {
+        let Some(cache) = &self.cache else { return };
+        let Some(cached) = cache.last_good(self.registry.group()) else { return };
+        let Some(bytes) = cache.plugin(&cached.details.sha256) else { return };
+        tracing::info!(version = cached.details.version, "serving the last good version from the cache");
+        let _ = self.loader.load_and_swap(artifact(cached, bytes)).await;
+    }
+
+    /// One reconciliation with the registry.
+    pub async fn poll(&mut self) -> Result<(), RegistryError> {
+        let approved = self.registry.approved_versions().await?;
+        let serving = self.loader.slot().current().and_then(|m| match &m.origin {
+            Origin::Registry(d) if d.group == self.registry.group() => Some(d.version),
+            _ => None,
+        });
+        for summary in &approved {
+            if Some(summary.version) == serving {
+                return Ok(());
+            }
+            if self.retry_at.get(&summary.version).is_some_and(|(_, at)| Instant::now() < *at) {
+                continue;
+            }
+            let details = self.registry.describe(&summary.arn).await?;
+            if self.loader.is_refused(&format!("sha256:{}", details.sha256)) {
+                continue;
+            }
+            match self.fetch(&details).await {
+                Ok(artifact) => {
+                    self.retry_at.remove(&summary.version);
+                    if self.loader.load_and_swap(artifact).await.is_ok() {
+                        if let Some(cache) = &self.cache
+                            && let Err(e) = cache.set_last_good(self.registry.group(), details.version)
+                        {
+                            tracing::warn!(error = %e, "cannot record the last good version in the cache");
+                        }
+                        return Ok(());
+                    }
+                }
+                Err(e) => self.fetch_failed(&details, e),
+            }
+        }
+        if serving.is_some() && !approved.iter().any(|v| Some(v.version) == serving) {
+            tracing::warn!(version = ?serving, "the serving version is no longer approved and no other version can take over; it keeps serving");
+        }
+        Ok(())
+    }
+
+    /// The version's plugin and metrics, from the cache or S3, digest verified.
+    async fn fetch(&self, details: &VersionDetails) -> Result<Artifact, FetchError> {
+        let cached = self.cache.as_ref().and_then(|c| Some((c.plugin(&details.sha256)?, c)));
+        let bytes = match cached {
+            Some((bytes, _)) => bytes,
+            None => {
+                let url = S3Url::parse(&details.artifact_url)?;
+                let bytes = self.store.get(&url).await?;
+                let actual = sha256_hex(&bytes);
+                if actual != details.sha256 {
+                    return Err(FetchError::DigestMismatch {
+                        url: url.to_string(),
+                        expected: details.sha256.clone(),
+                        actual: format!("sha256:{actual}"),
+                    });
+                }
+                bytes
+            }
+        };
+        let cached_metrics = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.version(&details.group, details.version))
+            .filter(|c| c.details == *details)
+            .map(|c| c.metrics);
+        let metrics = match cached_metrics {
+            Some(metrics) => metrics,
+            None => self.fetch_metrics(details).await?,
+        };
+        let record = CachedVersion { details: details.clone(), metrics };
+        if let Some(cache) = &self.cache {
+            let stored =
+                cache.store_plugin(&details.sha256, &bytes).and_then(|()| cache.store_version(&record));
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "cannot write to the artifact cache");
+            }
+        }
+        Ok(artifact(record, bytes))
+    }
+
+    async fn fetch_metrics(&self, details: &VersionDetails) -> Result<Option<serde_json::Value>, FetchError> {
+        let Some(url) = &details.metrics_url else { return Ok(None) };
+        let url = S3Url::parse(url)?;
+        let text = self.store.get(&url).await?;
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|e| FetchError::BadMetrics { url: url.to_string(), message: e.to_string() })
+    }
+
+    fn fetch_failed(&mut self, details: &VersionDetails, error: FetchError) {
+        let failures = self.retry_at.get(&details.version).map_or(0, |(n, _)| *n) + 1;
+        let wait = backoff(self.poll_interval, failures);
+        self.retry_at.insert(details.version, (failures, Instant::now() + wait));
+        self.loader.slot().record_failure(LoadFailureRecord {
+            version: details.version.to_string(),
+            digest: format!("sha256:{}", details.sha256),
+            reason: format!("{error} (retrying in {}s)", wait.as_secs()),
+            at: SystemTime::now(),
+        });
+    }
+}
+
+fn artifact(cached: CachedVersion, bytes: Vec<u8>) -> Artifact {
+    let version = cached.details.version.to_string();
+    Artifact::new(version, Origin::Registry(cached.details), bytes, cached.metrics)
+}
+
+/// `base` after no failure; doubling per failure after that, up to [`MAX_BACKOFF`].
+fn backoff(base: Duration, failures: u32) -> Duration {
+    base.saturating_mul(1 << failures.min(16)).min(MAX_BACKOFF.max(base))
+}
+
+/// ±20%, so a fleet of hosts started together does not poll in lockstep.
+fn jittered(wait: Duration) -> Duration {
+    wait.mul_f64(rand::rng().random_range(0.8..1.2))
+}

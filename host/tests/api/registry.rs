@@ -1,0 +1,319 @@
+//! Following the SageMaker Model Registry and S3 (a real `moto` server on loopback, the
+//! real AWS SDK, the real binary): publish, approve, reject, broken artifacts, outages,
+//! and restarts from the cache.
+
+use crate::process::{HostProcess, Moto, cli_ok, write_file};
+use plugin_artifacts::fixtures;
+use predict_host::artifact::s3::{ObjectStore, S3Url};
+use predict_host::artifact::sha256_hex;
+use predict_host::aws::AwsClients;
+use predict_host::registry::{ModelRegistry, NewVersion};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const GROUP: &str = "retail-price-sensitivity-models";
+const BUCKET: &str = "retail-models";
+const POLL: Duration = Duration::from_secs(1);
+
+/// A moto server, a scratch directory with the bundled plugin and metrics, and the
+/// environment for the binary.
+struct Registry {
+    moto: Moto,
+    scratch: tempfile::TempDir,
+    plugin: String,
+}
+
+impl Registry {
+    fn start() -> Self {
+        let moto = Moto::start();
+        let scratch = tempfile::tempdir().unwrap();
+        let plugin =
+            write_file(scratch.path(), "price-sensitivity.wasm", plugin_artifacts::PRICE_SENSITIVITY_WASM);
+        Self { moto, scratch, plugin }
+    }
+
+    fn env(&self) -> HashMap<String, String> {
+        let mut env = self.moto.aws_env();
+        env.insert("MODEL_PACKAGE_GROUP".into(), GROUP.into());
+        env.insert("PLUGIN_BUCKET".into(), BUCKET.into());
+        env
+    }
+
+    /// Metrics for a version: the trainer's, tagged so versions can be told apart.
+    fn metrics(&self, tag: &str) -> (String, Value) {
+        let mut metrics: Value = serde_json::from_str(plugin_artifacts::PRICE_SENSITIVITY_METRICS).unwrap();
+        metrics["release"] = json!(tag);
+        let path =
+            write_file(self.scratch.path(), &format!("metrics-{tag}.json"), metrics.to_string().as_bytes());
+        (path, metrics)
+    }
+
+    /// `predict-host publish` of the bundled plugin; returns the created version.
+    fn publish(&self, approve: bool, tag: &str) -> (u32, Value) {
+        self.publish_file(&self.plugin, approve, tag)
+    }
+
+    /// `predict-host publish` of the plugin at `plugin`; returns the created version.
+    fn publish_file(&self, plugin: &str, approve: bool, tag: &str) -> (u32, Value) {
+        let (metrics_path, metrics) = self.metrics(tag);
+        let mut args =
+            vec!["publish", plugin, "--metrics", &metrics_path, "--create-group", "--create-bucket"];
+        if approve {
+            args.push("--approve");
+        }
+        let out: Value =
+            serde_json::from_str(cli_ok(&args, &self.env()).trim()).expect("publish prints JSON");
+        (out["version"].as_u64().unwrap() as u32, metrics)
+    }
+
+    fn models(&self, action: &str, version: u32) {
+        cli_ok(&["models", action, &version.to_string()], &self.env());
+    }
+
+    fn host(&self, cache: &Path) -> HostProcess {
+        let mut env = self.env();
+        env.insert("POLL_INTERVAL".into(), format!("{}ms", POLL.as_millis()));
+        env.insert("CACHE_DIR".into(), cache.to_str().unwrap().into());
+        HostProcess::start(&env)
+    }
+
+    /// SDK clients of the test itself, for registering and tampering by hand.
+    async fn clients(&self) -> AwsClients {
+        use aws_sdk_s3::config::{Credentials, Region};
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.moto.endpoint())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .load()
+            .await;
+        AwsClients::from_config(&shared, true)
+    }
+}
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes; returns the time taken.
+async fn within<F, Fut>(timeout: Duration, check: F) -> Option<Duration>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+const SEED: &str = r#"{"BASKET_SIZE":"M","BASKET_TYPE":"MIXED","STORE_REGION":"LONDON","STORE_FORMAT":"LS","SPEND":125.50,"QUANTITY":3,"PROD_CODE_20":"FOOD","PROD_CODE_30":"FRESH"}"#;
+
+/// Sends the seed basket continuously until `stop`; returns (status, version) per answer.
+fn load(host: &Arc<HostProcess>, stop: &Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<(u16, String)>> {
+    let (host, stop) = (Arc::clone(host), Arc::clone(stop));
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let request = host.client.post(host.url("/predict")).header("content-type", "application/json");
+            match request.body(SEED).send().await {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let body: Value = r.json().await.unwrap_or(Value::Null);
+                    seen.push((status, body["model_version"].as_str().unwrap_or("").to_string()));
+                }
+                Err(e) => seen.push((0, e.to_string())),
+            }
+        }
+        seen
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_swaps_in_under_load_and_rejection_rolls_back() {
+    let registry = Registry::start();
+    let (v1, metrics1) = registry.publish(true, "first");
+    assert_eq!(v1, 1);
+    let cache = tempfile::tempdir().unwrap();
+    let host = Arc::new(registry.host(cache.path()));
+    host.wait_ready(Duration::from_secs(30)).await;
+    assert_eq!(host.serving_version().await, "1");
+    assert_eq!(host.get_json("/model/metrics").await, (200, metrics1));
+
+    let info = host.get_json("/model/info").await.1;
+    assert_eq!(info["source"]["kind"], "registry");
+    assert_eq!(info["source"]["model_package_group"], GROUP);
+    assert_eq!(info["source"]["approval_status"], "Approved");
+    assert!(info["source"]["model_package_arn"].as_str().unwrap().ends_with(&format!("{GROUP}/1")));
+    assert!(info["source"]["artifact_url"].as_str().unwrap().starts_with(&format!("s3://{BUCKET}/")));
+    let digest = format!("sha256:{}", sha256_hex(plugin_artifacts::PRICE_SENSITIVITY_WASM));
+    assert_eq!(info["digest"], digest);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..3).map(|_| load(&host, &stop)).collect();
+    let (v2, metrics2) = registry.publish(false, "second");
+    tokio::time::sleep(POLL * 2).await;
+    assert_eq!(host.serving_version().await, "1", "a pending version does not serve");
+
+    let approved = Instant::now();
+    registry.models("approve", v2);
+    let switched = within(Duration::from_secs(10), || async { host.serving_version().await == "2" }).await;
+    let approve_to_serving = approved.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    assert!(switched.is_some(), "never switched to version 2");
+    println!("approve-to-serving: {approve_to_serving:?}");
+    assert!(approve_to_serving < POLL + Duration::from_secs(2), "took {approve_to_serving:?}");
+    for client in clients {
+        let seen = client.await.unwrap();
+        assert!(
+            seen.iter().all(|(status, _)| *status == 200),
+            "failed requests: {:?}",
+            seen.iter().filter(|s| s.0 != 200).collect::<Vec<_>>()
+        );
+        let first = seen.iter().position(|(_, v)| v == "2").expect("client saw version 2");
+        assert!(seen[..first].iter().all(|(_, v)| v == "1") && seen[first..].iter().all(|(_, v)| v == "2"));
+    }
+    assert_eq!(host.get_json("/model/metrics").await, (200, metrics2));
+
+    registry.models("reject", v2);
+    let back = within(POLL + Duration::from_secs(2), || async { host.serving_version().await == "1" }).await;
+    assert!(back.is_some(), "rejection did not roll back to version 1");
+}
+
+#[tokio::test]
+async fn broken_artifacts_are_refused_and_the_serving_version_stays() {
+    let registry = Registry::start();
+    registry.publish(true, "good");
+    let cache = tempfile::tempdir().unwrap();
+    let host = registry.host(cache.path());
+    host.wait_ready(Duration::from_secs(30)).await;
+    let clients = registry.clients().await;
+    let store = ObjectStore::new(clients.s3.clone());
+    let models = ModelRegistry::new(clients.sagemaker.clone(), GROUP);
+
+    // Tampered: the object is replaced after publishing, so its digest no longer matches.
+    // (A plugin of its own, so no cached copy of the same bytes can stand in for it.)
+    let (tampered, _) = registry.publish_file(fixtures::TRAP_IN_PREDICT, false, "tampered");
+    let details = models.describe(&models.arn_of(tampered).await.unwrap()).await.unwrap();
+    let url = S3Url::parse(&details.artifact_url).unwrap();
+    let mut altered = std::fs::read(fixtures::TRAP_IN_PREDICT).unwrap();
+    altered.extend_from_slice(b"\0tampered");
+    store.put(&url, altered, "application/wasm").await.unwrap();
+
+    // Missing: registered by hand, pointing at an object that does not exist.
+    let not_a_component = b"not a component".to_vec();
+    let models = &models;
+    let hand_registered = |url: String, sha256: String| async move {
+        models
+            .create_version(&NewVersion {
+                artifact_url: &url,
+                sha256: &sha256,
+                world: "mlops:predictor/predictor@1.0.0",
+                signature: None,
+                metrics_url: None,
+                description: Some("registered by hand"),
+                container_image: "predict-host",
+                approve: false,
+            })
+            .await
+            .unwrap()
+    };
+    let missing = hand_registered(format!("s3://{BUCKET}/nowhere/missing.wasm"), "ab".repeat(32)).await;
+    // Not a component: uploaded and registered by hand with its true digest.
+    let junk_url = S3Url { bucket: BUCKET.into(), key: "by-hand/junk.wasm".into() };
+    store.put(&junk_url, not_a_component.clone(), "application/wasm").await.unwrap();
+    let junk = hand_registered(junk_url.to_string(), sha256_hex(&not_a_component)).await;
+
+    for (version, expected) in [
+        (tampered, "but the registry says"),
+        (missing, "fetching"),
+        (junk, "not a valid WebAssembly component"),
+    ] {
+        registry.models("approve", version);
+        let reason_of = |info: &Value| {
+            let errors = info["load_errors"].as_array().cloned().unwrap_or_default();
+            errors.into_iter().find(|e| e["version"] == version.to_string()).map(|e| e["reason"].to_string())
+        };
+        let refused = within(Duration::from_secs(15), || async {
+            reason_of(&host.get_json("/model/info").await.1).is_some()
+        })
+        .await;
+        assert!(refused.is_some(), "version {version} not refused; log:\n{}", host.log_text());
+        let info = host.get_json("/model/info").await.1;
+        let reason = reason_of(&info).unwrap();
+        assert!(reason.contains(expected), "version {version}: {reason}");
+        assert_eq!(info["model_version"], "1", "serving version stays");
+        let response = host.client.post(host.url("/predict")).header("content-type", "application/json");
+        assert_eq!(response.body(SEED).send().await.unwrap().status(), 200);
+    }
+
+    // Refused versions are not retried in a loop: a few polls later, few new attempts.
+    let attempts =
+        || host.logs.lock().unwrap().iter().filter(|l| l.contains("model version refused")).count();
+    let before = attempts();
+    tokio::time::sleep(POLL * 4).await;
+    assert!(attempts() - before <= 2, "refusals repeat: {} in 4 polls", attempts() - before);
+}
+
+#[tokio::test]
+async fn registry_outage_keeps_serving_and_a_later_approval_is_picked_up() {
+    let mut registry = Registry::start();
+    registry.publish(true, "before");
+    let cache = tempfile::tempdir().unwrap();
+    let host = registry.host(cache.path());
+    host.wait_ready(Duration::from_secs(30)).await;
+
+    registry.moto.stop();
+    let outage = Instant::now();
+    while outage.elapsed() < POLL * 4 {
+        let response = host.client.post(host.url("/predict")).header("content-type", "application/json");
+        assert_eq!(response.body(SEED).send().await.unwrap().status(), 200, "serving through the outage");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let info = host.get_json("/model/info").await.1;
+    assert!(info["source_error"]["error"].as_str().is_some(), "outage visible in /model/info: {info}");
+    assert!(host.is_ready().await);
+
+    // The registry comes back (empty, as moto keeps no state) and a newer version is approved.
+    registry.moto.restart();
+    registry.publish(true, "after-1");
+    let (v2, _) = registry.publish(true, "after-2");
+    let picked =
+        within(Duration::from_secs(30), || async { host.serving_version().await == v2.to_string() }).await;
+    assert!(picked.is_some(), "newer approval not picked up; log:\n{}", host.log_text());
+    assert!(host.get_json("/model/info").await.1["source_error"].is_null(), "outage cleared");
+}
+
+#[tokio::test]
+async fn restart_with_a_warm_cache_serves_while_the_registry_is_down() {
+    let mut registry = Registry::start();
+    let (_, metrics) = registry.publish(true, "cached");
+    let cache = tempfile::tempdir().unwrap();
+    let first = registry.host(cache.path());
+    let cold = first.wait_ready(Duration::from_secs(30)).await;
+    assert!(first.terminate().success());
+
+    registry.moto.stop();
+    let warm_host = registry.host(cache.path());
+    let warm = warm_host.wait_ready(Duration::from_secs(10)).await;
+    println!("ready after start: cold cache {cold:?}, warm cache with the registry down {warm:?}");
+    assert!(warm < Duration::from_secs(1), "warm start took {warm:?}");
+    assert_eq!(warm_host.serving_version().await, "1");
+    assert_eq!(warm_host.get_json("/model/metrics").await, (200, metrics));
+    drop(warm_host);
+
+    // Without a cache, a host whose registry is down is alive but not ready, and stays up.
+    let empty = tempfile::tempdir().unwrap();
+    let blind = registry.host(empty.path());
+    tokio::time::sleep(POLL * 3).await;
+    let (status, body) = blind.get_json("/ready").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(blind.get_json("/health").await.0, 200);
+    let (status, body) = blind.get_json("/model/info").await;
+    assert_eq!(status, 503);
+    assert!(body["error"].as_str().is_some());
+}
