@@ -234,9 +234,13 @@ async fn broken_artifacts_are_refused_and_the_serving_version_stays() {
         (junk, "not a valid WebAssembly component"),
     ] {
         registry.models("approve", version);
+        let wanted = version.to_string();
         let reason_of = |info: &Value| {
             let errors = info["load_errors"].as_array().cloned().unwrap_or_default();
-            errors.into_iter().find(|e| e["version"] == version.to_string()).map(|e| e["reason"].to_string())
+            errors
+                .into_iter()
+                .find(|e| e["version"].as_str() == Some(&wanted))
+                .map(|e| e["reason"].to_string())
         };
         let refused = within(Duration::from_secs(15), || async {
             reason_of(&host.get_json("/model/info").await.1).is_some()
