@@ -5,6 +5,7 @@
 mod bindings;
 mod compiled;
 mod epoch;
+mod output;
 mod sandbox;
 
 pub use bindings::{
@@ -184,10 +185,11 @@ impl Plugin {
     /// Forwards what the plugin printed to the host log, tagged with its version.
     fn log_output(&self, state: &PluginState) {
         for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
-            let bytes = pipe.contents();
-            if !bytes.is_empty() {
-                let text = String::from_utf8_lossy(&bytes);
-                tracing::warn!(plugin = %self.label, stream, output = %text.trim_end(), "plugin output");
+            let (kept, dropped) = pipe.contents();
+            if !kept.is_empty() {
+                let text = String::from_utf8_lossy(&kept);
+                let output = text.trim_end();
+                tracing::warn!(plugin = %self.label, stream, output, dropped_bytes = dropped, "plugin output");
             }
         }
     }

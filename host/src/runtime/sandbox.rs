@@ -3,14 +3,14 @@
 //! A Rust `std` plugin imports `wasi:cli/*` and `wasi:io/*` as soon as it can panic
 //! (the panic path reads the environment and writes to stderr), and `wasi:random` when
 //! it hashes. Those are linked in a harmless form: no environment or arguments, empty
-//! stdin, stdout/stderr captured into memory with a cap, `exit` a trap. Clocks,
+//! stdin, stdout/stderr captured into memory up to a cap (the rest dropped), `exit` a trap. Clocks,
 //! filesystem, sockets and HTTP are not linked at all, so a plugin importing them
 //! fails to load, with the import named.
 
+use super::output::CappedOutput;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::p2::bindings::{cli, random, sync::io as sync_io};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// Interfaces (without version) a plugin may import. Everything else is refused at load.
@@ -45,14 +45,14 @@ pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub memory: MemoryCap,
-    pub stdout: MemoryOutputPipe,
-    pub stderr: MemoryOutputPipe,
+    pub stdout: CappedOutput,
+    pub stderr: CappedOutput,
 }
 
 impl PluginState {
     pub fn new(memory_limit: usize, output_limit: usize) -> Self {
-        let stdout = MemoryOutputPipe::new(output_limit);
-        let stderr = MemoryOutputPipe::new(output_limit);
+        let stdout = CappedOutput::new(output_limit);
+        let stderr = CappedOutput::new(output_limit);
         let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
         Self {
             wasi,

@@ -1,18 +1,29 @@
-//! Misbehaving plugins: a runaway loop is cut at its deadline (504), a trap answers
-//! 500, and in both cases the next request is served normally.
+//! Misbehaving plugins, each a real component built from `tests/fixtures`: every fault
+//! gets its documented status, and the request right after it is served normally.
+//! Plugins that want more than their inputs, or are broken, are refused at load.
 
-use crate::helpers::{install_fixture, spawn_ready_app};
+use crate::helpers::{TestApp, install_fixture, spawn_ready_app};
 use plugin_artifacts::fixtures;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+async fn misbehaving_app(extra: &[&str]) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    install_fixture(dir.path(), "misbehave", fixtures::MISBEHAVE);
+    let mut args = vec!["--plugin-dir", dir.path().to_str().unwrap()];
+    args.extend_from_slice(extra);
+    (spawn_ready_app(&args).await, dir)
+}
+
+async fn assert_next_request_served(app: &TestApp) {
+    let (status, body) = app.predict(&json!({"action": "ok"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["prediction"], "OK");
+}
+
 #[tokio::test]
 async fn infinite_loop_answers_504_within_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    install_fixture(dir.path(), "spin-forever", fixtures::SPIN_FOREVER);
-    let dir_arg = dir.path().to_str().unwrap();
-    let app = spawn_ready_app(&["--plugin-dir", dir_arg, "--call-timeout-ms", "200"]).await;
-
+    let (app, _dir) = misbehaving_app(&["--call-timeout-ms", "200"]).await;
     for _ in 0..3 {
         let started = Instant::now();
         let (status, body) = app.predict(&json!({"action": "spin"})).await;
@@ -21,29 +32,92 @@ async fn infinite_loop_answers_504_within_the_deadline() {
         assert!(body["error"].as_str().unwrap().contains("deadline"), "{body}");
         assert!(elapsed >= Duration::from_millis(200), "cut early: {elapsed:?}");
         assert!(elapsed < Duration::from_millis(1000), "cut late: {elapsed:?}");
-
-        let (status, body) = app.predict(&json!({"action": "ok"})).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["prediction"], "OK");
+        assert_next_request_served(&app).await;
     }
     app.stop().await;
 }
 
 #[tokio::test]
-async fn trap_answers_500_and_the_next_request_is_served() {
-    let dir = tempfile::tempdir().unwrap();
-    install_fixture(dir.path(), "trap-in-predict", fixtures::TRAP_IN_PREDICT);
-    let app = spawn_ready_app(&["--plugin-dir", dir.path().to_str().unwrap()]).await;
-
-    for _ in 0..3 {
-        let (status, body) = app.predict(&json!({"action": "trap"})).await;
-        assert_eq!(status, 500, "{body}");
-        assert!(body["error"].as_str().unwrap().contains("trapped"), "{body}");
-        assert_eq!(body["model_version"], "1");
-
-        let (status, body) = app.predict(&json!([{"action": "ok"}, {"action": "ok"}])).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body.as_array().unwrap().len(), 2);
+async fn every_runtime_fault_gets_its_status_and_the_next_request_is_served() {
+    let (app, _dir) = misbehaving_app(&["--call-timeout-ms", "2000"]).await;
+    let cases = [
+        ("trap", 500, "trapped"),
+        ("grow", 500, "memory limit of 64 MiB"),
+        ("recurse", 500, "trapped"),
+        ("huge", 500, "invalid answer"),
+        ("nan", 500, "invalid answer"),
+        ("negative", 500, "invalid answer"),
+        ("unnormalised", 500, "invalid answer"),
+        ("unknown-label", 500, "invalid answer"),
+        ("wrong-count", 500, "invalid answer"),
+        ("internal", 500, "internal error"),
+    ];
+    for (action, status, message) in cases {
+        let (got, body) = app.predict(&json!({"action": action})).await;
+        assert_eq!(got, status, "{action}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(message), "{action}: {body}");
+        assert_eq!(body["model_version"], "1", "{action}: {body}");
+        assert_next_request_served(&app).await;
     }
+    // Slow but within its deadline: answered.
+    let (status, body) = app.predict(&json!({"action": "slow"})).await;
+    assert_eq!(status, 200, "{body}");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn plugins_see_no_environment_and_cannot_flood_the_log() {
+    let (app, _dir) = misbehaving_app(&[]).await;
+    let (status, body) = app.predict(&json!({"action": "env"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["prediction"], "EMPTY", "the plugin saw environment variables");
+    // 4 MB to each of stdout and stderr: kept up to the cap, the rest dropped, no failure.
+    let (status, body) = app.predict(&json!({"action": "shout"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_next_request_served(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn load_beyond_the_concurrency_bound_is_shed_with_retry_after() {
+    let (app, _dir) = misbehaving_app(&["--max-concurrent-calls", "2", "--call-timeout-ms", "1000"]).await;
+    let app = std::sync::Arc::new(app);
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let app = std::sync::Arc::clone(&app);
+            tokio::spawn(async move { app.predict(&json!({"action": "spin"})).await.0 })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = app.post_json("/predict", &json!({"action": "ok"})).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    for spinner in spinners {
+        assert_eq!(spinner.await.unwrap(), 504);
+    }
+    assert_next_request_served(&app).await;
+}
+
+#[tokio::test]
+async fn hostile_and_broken_plugins_are_refused_at_load() {
+    let cases = [
+        ("reads-files", fixtures::READS_FILES, "wasi:filesystem"),
+        ("opens-sockets", fixtures::OPENS_SOCKETS, "wasi:sockets"),
+        ("calls-http", fixtures::CALLS_HTTP, "wasi:http/outgoing-handler"),
+        ("trap-in-info", fixtures::TRAP_IN_INFO, "info() failed"),
+        ("fails-own-sample", fixtures::FAILS_OWN_SAMPLE, "scoring its own sample failed"),
+        ("other-world", fixtures::OTHER_WORLD, "does not implement"),
+    ];
+    for (name, path, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        install_fixture(dir.path(), name, path);
+        let dir_arg = dir.path().to_str().unwrap();
+        let app = spawn_ready_app(&["--plugin-dir", dir_arg]).await;
+        // The bundled plugin serves instead; the refusal is on record.
+        let info = app.info().await;
+        assert_eq!(info["source"]["kind"], "bundled", "{name}: {info}");
+        let reason = info["last_load_error"]["reason"].as_str().unwrap_or_default().to_string();
+        assert!(reason.contains(expected), "{name}: {reason}");
+        app.stop().await;
+    }
 }

@@ -197,10 +197,10 @@ async fn broken_artifacts_are_refused_and_the_serving_version_stays() {
 
     // Tampered: the object is replaced after publishing, so its digest no longer matches.
     // (A plugin of its own, so no cached copy of the same bytes can stand in for it.)
-    let (tampered, _) = registry.publish_file(fixtures::TRAP_IN_PREDICT, false, "tampered");
+    let (tampered, _) = registry.publish_file(fixtures::MISBEHAVE, false, "tampered");
     let details = models.describe(&models.arn_of(tampered).await.unwrap()).await.unwrap();
     let url = S3Url::parse(&details.artifact_url).unwrap();
-    let mut altered = std::fs::read(fixtures::TRAP_IN_PREDICT).unwrap();
+    let mut altered = std::fs::read(fixtures::MISBEHAVE).unwrap();
     altered.extend_from_slice(b"\0tampered");
     store.put(&url, altered, "application/wasm").await.unwrap();
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 #[tokio::test]
 async fn sigterm_turns_not_ready_and_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().unwrap();
-    install_fixture(dir.path(), "spin-forever", fixtures::SPIN_FOREVER);
+    install_fixture(dir.path(), "misbehave", fixtures::MISBEHAVE);
     let env: HashMap<String, String> = [
         ("PLUGIN_DIR", dir.path().to_str().unwrap()),
         ("CALL_TIMEOUT_MS", "1500"),
