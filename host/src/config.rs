@@ -1,6 +1,7 @@
 //! Command line and environment: one struct per subcommand is its whole configuration,
 //! and every flag can be set by environment variable (as Kubernetes does).
 
+use crate::artifact::signature::PluginKey;
 use crate::aws::AwsArgs;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::IpAddr;
@@ -33,6 +34,10 @@ pub enum Command {
     Publish(PublishArgs),
     /// List, approve or reject versions in the model registry.
     Models(ModelsArgs),
+    /// Create an ed25519 key pair for signing plugins; prints the public key.
+    Keygen(KeygenArgs),
+    /// Sign a plugin for a plugin directory: writes `<plugin>.sig` beside it.
+    Sign(SignArgs),
 }
 
 /// The model package group every registry command works on.
@@ -84,8 +89,30 @@ pub struct PublishArgs {
     #[arg(long, env = "PLUGIN_CONTAINER_IMAGE", default_value = "predict-host")]
     pub container_image: String,
 
+    /// Ed25519 private key to sign the plugin with (PKCS#8 PEM, or base64 of the 32-byte
+    /// seed); hosts with the matching `PLUGIN_PUBLIC_KEY` load only signed plugins.
+    #[arg(long, env = "PLUGIN_SIGNING_KEY")]
+    pub sign_key: Option<PathBuf>,
+
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeygenArgs {
+    /// Where to write the new private key (PKCS#8 PEM, readable by the owner only).
+    #[arg(long)]
+    pub private_key: PathBuf,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SignArgs {
+    /// The plugin component to sign; the signature goes to `<plugin>.sig`.
+    pub plugin: PathBuf,
+
+    /// Ed25519 private key (PKCS#8 PEM, or base64 of the 32-byte seed).
+    #[arg(long, env = "PLUGIN_SIGNING_KEY")]
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -175,10 +202,31 @@ pub struct ServeArgs {
     #[arg(long, env = "SHUTDOWN_DELAY_SECS", default_value_t = 0)]
     pub shutdown_delay_secs: u64,
 
+    /// Ed25519 public key (SPKI PEM, base64 of the raw 32 bytes, or a file holding
+    /// either): when set, only plugins whose signature verifies over their digest load.
+    #[arg(long, env = "PLUGIN_PUBLIC_KEY")]
+    pub plugin_public_key: Option<String>,
+
+    /// Bearer token for the operator API under /admin; unset, /admin does not exist.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// On SIGTERM, seconds to let in-flight requests finish once the listener is closed.
     #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 20)]
     pub drain_timeout_secs: u64,
 
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+impl ServeArgs {
+    /// The configured plugin public key, read from a file if the setting names one.
+    pub fn plugin_key(&self) -> anyhow::Result<Option<PluginKey>> {
+        let Some(setting) = self.plugin_public_key.as_deref().filter(|s| !s.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let path = std::path::Path::new(setting.trim());
+        let text = if path.is_file() { std::fs::read_to_string(path)? } else { setting.to_string() };
+        Ok(Some(PluginKey::parse(&text)?))
+    }
 }

@@ -1,7 +1,9 @@
 //! Turns an artifact into a [`LoadedModel`], or says exactly why it cannot serve:
-//! compile → check imports and world → call `info()` → check it → score its sample.
+//! verify the signature (when a key is configured) → compile → check imports and world
+//! → call `info()` → check it → score its sample.
 
 use crate::artifact::Artifact;
+use crate::artifact::signature::{PluginKey, SignatureError};
 use crate::model::LoadedModel;
 use crate::runtime::{CallError, LoadError, ModelInfo, Runtime};
 use crate::slot::{ActiveModel, LoadFailureRecord};
@@ -11,6 +13,8 @@ use std::time::{Instant, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadFailure {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     #[error(transparent)]
     Component(#[from] LoadError),
     #[error("info() failed: {0}")]
@@ -34,6 +38,8 @@ pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, L
         origin: artifact.origin,
         info,
         metrics: artifact.metrics,
+        signed: artifact.signature.is_some(),
+        signature_verified: false,
         loaded_at: SystemTime::now(),
         load_time: started.elapsed(),
         plugin,
@@ -58,34 +64,56 @@ fn check_info(info: &ModelInfo) -> Result<(), String> {
     Ok(())
 }
 
-/// Loads candidate versions and swaps them in, remembering refusals by digest so a
-/// broken artifact is reported once, not retried in a loop.
+/// Loads `artifact` after checking its signature with `key`, if one is configured.
+pub fn load_verified(
+    runtime: &Arc<Runtime>,
+    key: Option<&PluginKey>,
+    artifact: Artifact,
+) -> Result<LoadedModel, LoadFailure> {
+    if let Some(key) = key {
+        key.verify(&artifact.sha256, artifact.signature.as_deref())?;
+    }
+    let mut model = load(runtime, artifact)?;
+    model.signature_verified = key.is_some();
+    Ok(model)
+}
+
+/// Loads candidate versions and swaps them in, remembering refusals by identity (digest
+/// and signature) so a broken artifact is reported once, not retried in a loop.
 pub struct Loader {
     runtime: Arc<Runtime>,
     slot: Arc<ActiveModel>,
+    key: Option<PluginKey>,
     refused: Mutex<HashMap<String, String>>,
 }
 
 impl Loader {
-    pub fn new(runtime: Arc<Runtime>, slot: Arc<ActiveModel>) -> Self {
-        Self { runtime, slot, refused: Mutex::new(HashMap::new()) }
+    pub fn new(runtime: Arc<Runtime>, slot: Arc<ActiveModel>, key: Option<PluginKey>) -> Self {
+        Self { runtime, slot, key, refused: Mutex::new(HashMap::new()) }
     }
 
     pub fn slot(&self) -> &Arc<ActiveModel> {
         &self.slot
     }
 
-    /// Whether the artifact with `digest` was already refused.
-    pub fn is_refused(&self, digest: &str) -> bool {
-        self.refused.lock().expect("refusals lock").contains_key(digest)
+    /// Whether the artifact with this [identity](Artifact::identity) was already refused.
+    pub fn is_refused(&self, identity: &str) -> bool {
+        self.refusal(identity).is_some()
+    }
+
+    /// Why the artifact with this [identity](Artifact::identity) was refused, if it was.
+    pub fn refusal(&self, identity: &str) -> Option<String> {
+        self.refused.lock().expect("refusals lock").get(identity).cloned()
     }
 
     /// Loads `artifact` and, if it proves sound, makes it the serving version.
     /// On failure the serving version stays and the reason is recorded.
     pub async fn load_and_swap(&self, artifact: Artifact) -> Result<(), String> {
-        let (version, digest) = (artifact.version.clone(), artifact.digest.clone());
-        let runtime = Arc::clone(&self.runtime);
-        let outcome = tokio::task::spawn_blocking(move || load(&runtime, artifact)).await;
+        let (version, digest, identity) =
+            (artifact.version.clone(), artifact.digest.clone(), artifact.identity());
+        let (runtime, key) = (Arc::clone(&self.runtime), self.key.clone());
+        let outcome =
+            tokio::task::spawn_blocking(move || load_verified(&runtime, key.as_ref(), artifact)).await;
         let reason = match outcome {
             Ok(Ok(model)) => {
                 self.slot.swap(model);
@@ -94,7 +122,7 @@ impl Loader {
             Ok(Err(failure)) => failure.to_string(),
             Err(join) => format!("loading panicked: {join}"),
         };
-        self.refused.lock().expect("refusals lock").insert(digest.clone(), reason.clone());
+        self.refused.lock().expect("refusals lock").insert(identity, reason.clone());
         self.slot.record_failure(LoadFailureRecord {
             version,
             digest,

@@ -16,6 +16,8 @@ async fn main() -> ExitCode {
         },
         Command::Publish(args) => commands::publish(args).await,
         Command::Models(args) => commands::models(args).await,
+        Command::Keygen(args) => commands::keygen(args),
+        Command::Sign(args) => commands::sign(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

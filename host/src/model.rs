@@ -14,6 +14,10 @@ pub struct LoadedModel {
     pub origin: Origin,
     pub info: ModelInfo,
     pub metrics: Option<serde_json::Value>,
+    /// Whether the artifact came with a signature, and whether it was verified (only
+    /// when a public key is configured, and then always).
+    pub signed: bool,
+    pub signature_verified: bool,
     pub loaded_at: SystemTime,
     /// Fetch-to-ready time: compile, checks and self-test.
     pub load_time: Duration,

@@ -10,14 +10,16 @@ use crate::loader::Loader;
 use crate::registry::ModelRegistry;
 use crate::runtime::{Runtime, SandboxLimits};
 use crate::slot::ActiveModel;
+use crate::source::control::{self, Command};
 use crate::source::registry::RegistrySource;
-use crate::source::{self, plugin_dir::PluginDirSource};
+use crate::source::{self, BundledSource, plugin_dir::PluginDirSource};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
 /// A bound, not yet serving, server.
 pub struct Server {
@@ -37,11 +39,19 @@ impl Server {
             args.model_package_group.is_some() || args.plugin_dir.is_some() || args.bundled_plugin,
             "nothing to serve: set MODEL_PACKAGE_GROUP or PLUGIN_DIR, or leave BUNDLED_PLUGIN on"
         );
+        anyhow::ensure!(
+            args.admin_token.as_deref().is_none_or(|t| !t.trim().is_empty()),
+            "ADMIN_TOKEN is set but empty: set a secret token, or unset it to disable /admin"
+        );
         let compiled_cache = args.cache_dir.as_ref().map(|dir| dir.join("compiled"));
         let runtime = Runtime::new(sandbox_limits(&args), compiled_cache)
             .context("starting the WebAssembly runtime")?;
+        let key = args.plugin_key().context("PLUGIN_PUBLIC_KEY")?;
+        if key.is_some() {
+            tracing::info!("plugin signatures required: only plugins signed with PLUGIN_PUBLIC_KEY load");
+        }
         let slot = ActiveModel::new();
-        let loader = Arc::new(Loader::new(runtime, Arc::clone(&slot)));
+        let loader = Arc::new(Loader::new(runtime, Arc::clone(&slot), key));
         let address = SocketAddr::new(args.bind, args.port);
         let listener = TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
         Ok(Self { listener, args, slot, loader })
@@ -55,14 +65,18 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Self { listener, args, slot, loader } = self;
         tracing::info!(address = %listener.local_addr()?, "listening");
-        let source = tokio::spawn(follow_source(args.clone(), Arc::clone(&loader)));
+        let (control, commands) = control::channel();
+        let source = tokio::spawn(follow_source(args.clone(), Arc::clone(&loader), commands));
 
-        let state = AppState::new(
+        let mut state = AppState::new(
             Arc::clone(&slot),
             args.max_concurrent_calls,
             args.max_batch_rows,
             args.max_body_bytes,
         );
+        if let Some(token) = &args.admin_token {
+            state = state.with_admin(token, control);
+        }
         let app = api::app(state);
 
         let delay = Duration::from_secs(args.shutdown_delay_secs);
@@ -106,14 +120,14 @@ pub fn sandbox_limits(args: &ServeArgs) -> SandboxLimits {
 }
 
 /// Runs the configured source for the life of the process.
-async fn follow_source(args: ServeArgs, loader: Arc<Loader>) {
+async fn follow_source(args: ServeArgs, loader: Arc<Loader>, commands: mpsc::Receiver<Command>) {
     if let Some(group) = args.model_package_group {
         let aws = AwsClients::from_env(&args.aws).await;
         let cache = args.cache_dir.map(ArtifactCache::new);
         let registry = ModelRegistry::new(aws.sagemaker, group);
         let source =
             RegistrySource::new(registry, ObjectStore::new(aws.s3), cache, loader, args.poll_interval);
-        source.run().await;
+        source.run(commands).await;
         return;
     }
     let fallback = args.bundled_plugin.then(source::bundled);
@@ -121,13 +135,13 @@ async fn follow_source(args: ServeArgs, loader: Arc<Loader>) {
         Some(dir) => {
             let rescan = Duration::from_secs(args.plugin_dir_rescan_secs.max(1));
             let source = PluginDirSource::new(dir, rescan, fallback, loader);
-            if let Err(e) = source.run().await {
+            if let Err(e) = source.run(commands).await {
                 tracing::error!(error = %e, "cannot watch the plugin directory");
             }
         }
         None => {
             if let Some(bundled) = fallback {
-                let _ = loader.load_and_swap(bundled).await;
+                BundledSource::new(bundled, loader).run(commands).await;
             }
         }
     }

@@ -34,6 +34,8 @@ pub struct ActiveModel {
     /// The latest failure of each version that failed and has not served since.
     failures: Mutex<BTreeMap<String, LoadFailureRecord>>,
     source_error: ArcSwapOption<SourceError>,
+    /// The version an operator pinned: while set, sources stop following.
+    pinned: ArcSwapOption<String>,
     draining: AtomicBool,
 }
 
@@ -73,6 +75,29 @@ impl ActiveModel {
         if let Some(outgoing) = self.serving.swap(Some(incoming)) {
             self.previous.store(Some(outgoing));
         }
+    }
+
+    /// Serves the previous version again (it stays loaded, so this is instant); the
+    /// version it replaces becomes the previous one. Returns the version now serving.
+    pub fn restore_previous(&self) -> Option<String> {
+        let previous = self.previous.load_full()?;
+        tracing::info!(version = %previous.version, replaced = self.current().map(|m| m.version.clone()).as_deref().unwrap_or("none"), "previous model version restored");
+        let outgoing = self.serving.swap(Some(Arc::clone(&previous)));
+        self.previous.store(outgoing);
+        Some(previous.version.clone())
+    }
+
+    /// Pins `version` (sources stop following), or with `None` lets them follow again.
+    pub fn set_pinned(&self, version: Option<String>) {
+        match &version {
+            Some(version) => tracing::info!(%version, "model version pinned"),
+            None => tracing::info!("model version unpinned; following the source"),
+        }
+        self.pinned.store(version.map(Arc::new));
+    }
+
+    pub fn pinned(&self) -> Option<String> {
+        self.pinned.load().as_deref().cloned()
     }
 
     pub fn record_failure(&self, record: LoadFailureRecord) {

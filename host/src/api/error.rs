@@ -25,6 +25,15 @@ pub enum ApiError {
     /// 404: no such route or resource.
     #[error("{0}")]
     NotFound(String),
+    /// 401 with `WWW-Authenticate: Bearer`: an admin route without a valid token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 409: the request is valid but the current state does not allow it.
+    #[error("{0}")]
+    Conflict(String),
+    /// 503: a dependency of the request (the model source) is not available.
+    #[error("{0}")]
+    Unavailable(String),
     /// 405: the route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -58,6 +67,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoModel { .. } | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Plugin { failure, .. } => match failure {
@@ -97,8 +109,16 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, Json(Value::Object(body))).into_response();
-        if let Self::Overloaded(_) = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        match self {
+            Self::Overloaded(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            Self::Unauthorized(_) => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }

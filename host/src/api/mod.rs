@@ -1,6 +1,7 @@
 //! The HTTP API: routes, JSON in and out, errors as status codes. It reads the serving
 //! version from the slot and knows nothing of where versions come from.
 
+mod admin;
 mod error;
 mod model;
 mod predict;
@@ -9,6 +10,8 @@ pub use error::ApiError;
 pub use predict::{MODEL_VERSION_HEADER, PredictionBody};
 
 use crate::slot::ActiveModel;
+use crate::source::control::SourceHandle;
+use admin::Admin;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -25,6 +28,8 @@ pub struct AppState {
     pub max_concurrent_calls: u32,
     pub max_batch_rows: usize,
     pub max_body_bytes: usize,
+    /// The operator API, when `ADMIN_TOKEN` is set.
+    admin: Option<Admin>,
 }
 
 impl AppState {
@@ -40,7 +45,14 @@ impl AppState {
             max_concurrent_calls,
             max_batch_rows,
             max_body_bytes,
+            admin: None,
         }
+    }
+
+    /// Enables the operator API under `/admin`, guarded by `token`.
+    pub fn with_admin(mut self, token: &str, control: SourceHandle) -> Self {
+        self.admin = Some(Admin::new(token, control));
+        self
     }
 
     fn no_model(&self) -> ApiError {
@@ -52,7 +64,11 @@ impl AppState {
 /// The application router, without a socket: tests can drive it directly.
 pub fn app(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes;
-    Router::new()
+    let mut router = Router::new();
+    if state.admin.is_some() {
+        router = router.nest("/admin", admin::routes(state.clone()));
+    }
+    router
         .route("/predict", post(predict::predict))
         .route("/health", get(model::health))
         .route("/ready", get(model::ready))

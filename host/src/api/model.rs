@@ -32,6 +32,7 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     let model = state.slot.current().ok_or_else(|| state.no_model())?;
     let mut body = describe(&model);
     body["previous_version"] = json!(state.slot.previous().map(|m| m.version.clone()));
+    body["pinned"] = json!(state.slot.pinned());
     body["last_load_error"] = json!(state.slot.last_failure().as_deref());
     body["load_errors"] = json!(state.slot.failures());
     body["source_error"] = json!(state.slot.source_error().as_deref());
@@ -71,7 +72,7 @@ fn describe(model: &LoadedModel) -> Value {
         Origin::Registry(d) => json!({
             "kind": "registry", "model_package_group": d.group, "model_package_version": d.version,
             "model_package_arn": d.arn, "approval_status": d.approval_status, "artifact_url": d.artifact_url,
-            "signed": d.signature.is_some(), "wit_world": d.world,
+            "wit_world": d.world,
         }),
     };
     json!({
@@ -82,6 +83,8 @@ fn describe(model: &LoadedModel) -> Value {
         "world": WORLD,
         "source": source,
         "digest": model.digest,
+        "signed": model.signed,
+        "signature_verified": model.signature_verified,
         "loaded_at": super::format_time(model.loaded_at),
         "load_ms": model.load_time.as_secs_f64() * 1000.0,
         "inputs": inputs,

@@ -70,7 +70,7 @@ fn to_body(prediction: Prediction, model: &LoadedModel) -> PredictionBody {
     }
 }
 
-fn from_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
+pub(super) fn from_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
         JsonRejection::BytesRejection(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {

@@ -49,6 +49,11 @@ impl ArtifactCache {
         None
     }
 
+    /// Whether plugin bytes with this sha256 are cached (not re-checked: see [`Self::plugin`]).
+    pub fn has_plugin(&self, sha256: &str) -> bool {
+        self.plugin_path(sha256).is_file()
+    }
+
     pub fn store_plugin(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
         write_atomically(&self.plugin_path(sha256), bytes)
     }
@@ -61,6 +66,15 @@ impl ArtifactCache {
     pub fn version(&self, group: &str, version: u32) -> Option<CachedVersion> {
         let text = std::fs::read(self.group_dir(group).join(format!("{version}.json"))).ok()?;
         serde_json::from_slice(&text).ok()
+    }
+
+    /// Every version of `group` whose record is cached.
+    pub fn versions(&self, group: &str) -> Vec<CachedVersion> {
+        let Ok(entries) = std::fs::read_dir(self.group_dir(group)) else { return Vec::new() };
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+            .filter_map(|version| self.version(group, version))
+            .collect()
     }
 
     pub fn set_last_good(&self, group: &str, version: u32) -> std::io::Result<()> {

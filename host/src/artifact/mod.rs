@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod s3;
+pub mod signature;
 
 use crate::registry::VersionDetails;
 use sha2::{Digest, Sha256};
@@ -33,12 +34,33 @@ pub struct Artifact {
     pub sha256: String,
     /// Held-out evaluation published with this version, if any.
     pub metrics: Option<serde_json::Value>,
+    /// Base64 ed25519 signature over the digest, if the publisher signed it.
+    pub signature: Option<String>,
 }
 
 impl Artifact {
     pub fn new(version: String, origin: Origin, bytes: Vec<u8>, metrics: Option<serde_json::Value>) -> Self {
         let sha256 = sha256_hex(&bytes);
-        Self { version, origin, digest: format!("sha256:{sha256}"), sha256, bytes, metrics }
+        Self { version, origin, digest: format!("sha256:{sha256}"), sha256, bytes, metrics, signature: None }
+    }
+
+    pub fn with_signature(mut self, signature: Option<String>) -> Self {
+        self.signature = signature;
+        self
+    }
+
+    /// What a refusal is remembered by: the bytes and the signature that came with them,
+    /// so adding a missing signature later gets the same bytes another chance.
+    pub fn identity(&self) -> String {
+        identity(&self.digest, self.signature.as_deref())
+    }
+}
+
+/// [`Artifact::identity`] of bytes with `digest` (`sha256:<hex>`) and `signature`.
+pub fn identity(digest: &str, signature: Option<&str>) -> String {
+    match signature {
+        Some(signature) => format!("{digest}+sig:{signature}"),
+        None => digest.to_string(),
     }
 }
 

@@ -1,8 +1,10 @@
-//! The registry life-cycle commands: `publish` a plugin version, and `models
-//! list|approve|reject`.
+//! The publisher's commands: `publish` a plugin version, `models list|approve|reject`,
+//! and `keygen`/`sign` for plugin signatures.
 
 mod models;
 mod publish;
+mod signing;
 
 pub use models::models;
 pub use publish::publish;
+pub use signing::{keygen, sign};

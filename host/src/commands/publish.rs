@@ -24,6 +24,10 @@ const VALIDATION_LIMITS: SandboxLimits = SandboxLimits {
 pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.plugin).with_context(|| format!("reading {}", args.plugin.display()))?;
     let sha256 = sha256_hex(&bytes);
+    let signature = match &args.sign_key {
+        Some(path) => Some(super::signing::read_signer(path)?.sign(&sha256)),
+        None => None,
+    };
     let metrics = match &args.metrics {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -93,7 +97,7 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
             artifact_url: &plugin_url.to_string(),
             sha256: &sha256,
             world: WORLD,
-            signature: None,
+            signature: signature.as_deref(),
             metrics_url: metrics_url.as_deref(),
             description: Some(&description),
             container_image: &args.container_image,
@@ -104,6 +108,7 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let summary = json!({
         "group": args.group.group, "version": version, "approval_status": status,
         "artifact_url": plugin_url.to_string(), "sha256": sha256, "metrics_url": metrics_url,
+        "signed": signature.is_some(),
         "model": model.info.name, "plugin_version": model.info.version,
     });
     println!("{summary}");

@@ -173,10 +173,13 @@ impl Plugin {
         store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
         store.epoch_deadline_trap();
 
+        // Instantiation runs plugin code too, so it can run out of memory or time as well.
         let result = match self.pre.instantiate(&mut store) {
             Ok(predictor) => f(&predictor, &mut store).map_err(|e| classify(e, &store, limits)),
-            Err(_) if store.data().memory.exceeded => Err(CallError::MemoryLimit(limits.memory_limit)),
-            Err(e) => Err(CallError::Instantiate(format!("{e:#}"))),
+            Err(e) => Err(match classify(e, &store, limits) {
+                CallError::Trap(message) => CallError::Instantiate(message),
+                other => other,
+            }),
         };
         self.log_output(store.data());
         result

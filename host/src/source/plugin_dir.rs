@@ -3,17 +3,20 @@
 //!
 //! Naming scheme: `<name>-<version>.wasm`, where `<version>` is dot-separated numbers
 //! (`3`, `1.2.0`) compared numerically; held-out metrics may sit beside it as
-//! `<name>-<version>.metrics.json`. Other files are ignored. Copy a new version in under
+//! `<name>-<version>.metrics.json`, and its signature (base64, see
+//! [`crate::artifact::signature`]) as `<name>-<version>.wasm.sig`. Other files are ignored. Copy a new version in under
 //! a temporary name and rename it, so the watcher never sees half a file (a half file is
 //! refused and retried once complete, but logs an error meanwhile).
 //!
 //! Rules, applied after every change and on a periodic rescan:
 //! - a version higher than the serving one replaces it once it loads;
 //! - rewriting the serving version's file with different bytes reloads it;
-//! - a broken file is refused once (by digest) and the serving version stays;
+//! - a broken file is refused once (by digest and signature) and the serving version stays;
 //! - deleting the serving version's file falls back to the highest remaining version,
-//!   or to the bundled plugin when the directory holds none.
+//!   or to the bundled plugin when the directory holds none;
+//! - while an operator has pinned a version, none of the above happens.
 
+use super::control::{AvailableVersion, Command, ControlError, Controlled, handle};
 use crate::artifact::{Artifact, Origin};
 use crate::loader::Loader;
 use notify::event::{AccessKind, AccessMode};
@@ -22,7 +25,7 @@ use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 /// Quiet time after a change before the directory is read, so a burst of events
 /// (create, write, close) is handled once.
@@ -67,6 +70,7 @@ pub struct Candidate {
     pub label: String,
     pub wasm: PathBuf,
     pub metrics: PathBuf,
+    pub signature: PathBuf,
 }
 
 /// Parses `<name>-<version>.wasm`; anything else is not a candidate.
@@ -81,6 +85,7 @@ pub fn parse_candidate(path: &Path) -> Option<Candidate> {
         label: label.to_string(),
         wasm: path.to_path_buf(),
         metrics: path.with_file_name(format!("{stem}.metrics.json")),
+        signature: path.with_file_name(format!("{stem}.wasm.sig")),
     })
 }
 
@@ -94,9 +99,9 @@ impl PluginDirSource {
         Self { dir, rescan_every, fallback, loader }
     }
 
-    /// Watches the directory and reconciles on every change and every `rescan_every`.
-    /// Returns only if the watcher cannot be set up.
-    pub async fn run(self) -> notify::Result<()> {
+    /// Watches the directory and reconciles on every change and every `rescan_every`,
+    /// and carries out operator commands. Returns only if the watcher cannot be set up.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> notify::Result<()> {
         let changed = Arc::new(Notify::new());
         let on_event = Arc::clone(&changed);
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -117,13 +122,21 @@ impl PluginDirSource {
             tokio::select! {
                 _ = changed.notified() => tokio::time::sleep(SETTLE).await,
                 _ = rescan.tick() => {}
+                Some(command) = commands.recv() => {
+                    let slot = Arc::clone(self.loader.slot());
+                    handle(&mut self, &slot, command).await;
+                    continue;
+                }
             }
-            self.reconcile().await;
+            self.reconcile_dir().await;
         }
     }
 
     /// Brings the serving version in line with the directory (see the module rules).
-    pub async fn reconcile(&self) {
+    pub async fn reconcile_dir(&self) {
+        if self.loader.slot().pinned().is_some() {
+            return;
+        }
         let mut candidates = match self.scan() {
             Ok(candidates) => candidates,
             Err(e) => {
@@ -143,13 +156,13 @@ impl PluginDirSource {
             let order = serving_version.as_ref().map(|v| candidate.version.cmp(v));
             if order == Some(Ordering::Equal) {
                 let unchanged = serving.as_ref().is_some_and(|m| m.digest == artifact.digest);
-                if !unchanged && !self.loader.is_refused(&artifact.digest) {
+                if !unchanged && !self.loader.is_refused(&artifact.identity()) {
                     let _ = self.loader.load_and_swap(artifact).await;
                 }
                 // Same version: whatever happened, the serving version stays (or was reloaded).
                 return;
             }
-            if self.loader.is_refused(&artifact.digest) {
+            if self.loader.is_refused(&artifact.identity()) {
                 continue;
             }
             if self.loader.load_and_swap(artifact).await.is_ok() {
@@ -163,7 +176,7 @@ impl PluginDirSource {
             .is_none_or(|m| !matches!(&m.origin, Origin::PluginDir { path } if path.exists()));
         let bundled_serving = self.loader.slot().current().is_some_and(|m| m.origin == Origin::Bundled);
         if let Some(fallback) = self.fallback.as_ref().filter(|_| serving_file_gone && !bundled_serving)
-            && !self.loader.is_refused(&fallback.digest)
+            && !self.loader.is_refused(&fallback.identity())
         {
             let _ = self.loader.load_and_swap(fallback.clone()).await;
         }
@@ -181,7 +194,47 @@ impl PluginDirSource {
     }
 }
 
-/// Reads a candidate's bytes and metrics; a file that vanished is skipped.
+impl Controlled for PluginDirSource {
+    async fn reconcile(&mut self) {
+        self.reconcile_dir().await;
+    }
+
+    async fn load_version(&mut self, version: &str) -> Result<(), ControlError> {
+        let wanted = Version::parse(version).ok_or_else(|| ControlError::NoSuchVersion(version.into()))?;
+        let found = self.scan().map_err(|e| ControlError::Unavailable(e.to_string()))?;
+        let artifact = match found.iter().find(|c| c.version == wanted) {
+            Some(candidate) => read_artifact(candidate),
+            None => self.fallback.clone().filter(|b| b.version == version),
+        };
+        let artifact = artifact.ok_or_else(|| ControlError::NoSuchVersion(version.into()))?;
+        self.loader
+            .load_and_swap(artifact)
+            .await
+            .map_err(|reason| ControlError::Refused { version: version.into(), reason })
+    }
+
+    async fn available(&mut self) -> Vec<AvailableVersion> {
+        let mut found = self.scan().unwrap_or_default();
+        found.sort_by(|a, b| b.version.cmp(&a.version));
+        let files = found.iter().filter_map(read_artifact).map(|a| local_version(&a, "plugin-dir"));
+        let bundled = self.fallback.iter().map(|a| local_version(a, "bundled"));
+        files.chain(bundled).collect()
+    }
+}
+
+/// An artifact on local disk (or built in) as the operator API lists it.
+pub(crate) fn local_version(artifact: &Artifact, location: &'static str) -> AvailableVersion {
+    AvailableVersion {
+        version: artifact.version.clone(),
+        location,
+        digest: Some(artifact.digest.clone()),
+        approval_status: None,
+        local: true,
+        signed: artifact.signature.is_some(),
+    }
+}
+
+/// Reads a candidate's bytes, metrics and signature; a file that vanished is skipped.
 fn read_artifact(candidate: &Candidate) -> Option<Artifact> {
     let bytes = match std::fs::read(&candidate.wasm) {
         Ok(bytes) => bytes,
@@ -200,6 +253,7 @@ fn read_artifact(candidate: &Candidate) -> Option<Artifact> {
         },
         Err(_) => None,
     };
+    let signature = std::fs::read_to_string(&candidate.signature).ok().map(|s| s.trim().to_string());
     let origin = Origin::PluginDir { path: candidate.wasm.clone() };
-    Some(Artifact::new(candidate.label.clone(), origin, bytes, metrics))
+    Some(Artifact::new(candidate.label.clone(), origin, bytes, metrics).with_signature(signature))
 }

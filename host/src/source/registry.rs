@@ -12,17 +12,22 @@
 //! missing, digest mismatch) is retried with exponential backoff. A registry that does
 //! not answer is polled with exponential backoff too, and on start the last good
 //! version is served from the cache before the registry has answered at all.
+//!
+//! While an operator has pinned a version the registry is not polled; `pin` loads any
+//! version of the group (from the registry, or from the cache when it is down).
 
+use super::control::{AvailableVersion, Command, ControlError, Controlled, handle};
 use crate::artifact::cache::{ArtifactCache, CachedVersion};
 use crate::artifact::s3::{FetchError, ObjectStore, S3Url};
-use crate::artifact::{Artifact, Origin, sha256_hex};
+use crate::artifact::{Artifact, Origin, identity, sha256_hex};
 use crate::loader::Loader;
-use crate::registry::{ModelRegistry, RegistryError, VersionDetails};
+use crate::registry::{ModelRegistry, RegistryError, VersionDetails, VersionSummary};
 use crate::slot::LoadFailureRecord;
 use rand::Rng;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc;
 
 /// Longest wait between attempts, whatever the number of failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -35,6 +40,10 @@ pub struct RegistrySource {
     poll_interval: Duration,
     /// Versions whose fetch failed: failures so far and when to try again.
     retry_at: HashMap<u32, (u32, Instant)>,
+    /// Polls failed in a row (drives the backoff).
+    failures: u32,
+    /// Approved versions as of the last successful poll.
+    approved: Vec<VersionSummary>,
 }
 
 impl RegistrySource {
@@ -45,26 +54,48 @@ impl RegistrySource {
         loader: Arc<Loader>,
         poll_interval: Duration,
     ) -> Self {
-        Self { registry, store, cache, loader, poll_interval, retry_at: HashMap::new() }
+        Self {
+            registry,
+            store,
+            cache,
+            loader,
+            poll_interval,
+            retry_at: HashMap::new(),
+            failures: 0,
+            approved: Vec::new(),
+        }
     }
 
-    /// Serves the cached last good version, then polls for the life of the process.
-    pub async fn run(mut self) {
+    /// Serves the cached last good version, then polls for the life of the process and
+    /// carries out operator commands between polls.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         self.serve_last_good().await;
-        let mut failures = 0;
+        let slot = Arc::clone(self.loader.slot());
         loop {
-            match self.poll().await {
-                Ok(()) => {
-                    failures = 0;
-                    self.loader.slot().set_source_error(None);
-                }
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(group = self.registry.group(), error = %e, failures, "registry poll failed");
-                    self.loader.slot().set_source_error(Some(e.to_string()));
+            self.poll_and_record().await;
+            let wait = tokio::time::sleep(jittered(backoff(self.poll_interval, self.failures)));
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    Some(command) = commands.recv() => handle(&mut self, &slot, command).await,
                 }
             }
-            tokio::time::sleep(jittered(backoff(self.poll_interval, failures))).await;
+        }
+    }
+
+    /// One poll, with its outcome recorded for `/model/info` and the backoff.
+    async fn poll_and_record(&mut self) {
+        match self.poll().await {
+            Ok(()) => {
+                self.failures = 0;
+                self.loader.slot().set_source_error(None);
+            }
+            Err(e) => {
+                self.failures += 1;
+                tracing::warn!(group = self.registry.group(), error = %e, failures = self.failures, "registry poll failed");
+                self.loader.slot().set_source_error(Some(e.to_string()));
+            }
         }
     }
 
@@ -78,7 +109,11 @@ impl RegistrySource {
 
     /// One reconciliation with the registry.
     pub async fn poll(&mut self) -> Result<(), RegistryError> {
+        if self.loader.slot().pinned().is_some() {
+            return Ok(());
+        }
         let approved = self.registry.approved_versions().await?;
+        self.approved.clone_from(&approved);
         let serving = self.loader.slot().current().and_then(|m| match &m.origin {
             Origin::Registry(d) if d.group == self.registry.group() => Some(d.version),
             _ => None,
@@ -91,7 +126,7 @@ impl RegistrySource {
                 continue;
             }
             let details = self.registry.describe(&summary.arn).await?;
-            if self.loader.is_refused(&format!("sha256:{}", details.sha256)) {
+            if self.loader.is_refused(&details_identity(&details)) {
                 continue;
             }
             match self.fetch(&details).await {
@@ -177,9 +212,78 @@ impl RegistrySource {
     }
 }
 
+impl Controlled for RegistrySource {
+    async fn reconcile(&mut self) {
+        self.poll_and_record().await;
+    }
+
+    async fn load_version(&mut self, version: &str) -> Result<(), ControlError> {
+        let missing = || ControlError::NoSuchVersion(version.to_string());
+        let number: u32 = version.parse().map_err(|_| missing())?;
+        let details = match self.registry.arn_of(number).await {
+            Ok(arn) => self.registry.describe(&arn).await,
+            Err(e) => Err(e),
+        };
+        // The registry's word first; in an outage, what the cache remembers of it.
+        let details = match details {
+            Ok(details) => details,
+            Err(RegistryError::NoSuchVersion(..)) => return Err(missing()),
+            Err(e) => match self.cache.as_ref().and_then(|c| c.version(self.registry.group(), number)) {
+                Some(cached) => cached.details,
+                None => return Err(ControlError::Unavailable(e.to_string())),
+            },
+        };
+        let refused = |reason: String| ControlError::Refused { version: version.to_string(), reason };
+        if let Some(reason) = self.loader.refusal(&details_identity(&details)) {
+            return Err(refused(reason));
+        }
+        let artifact = self.fetch(&details).await.map_err(|e| refused(e.to_string()))?;
+        self.loader.load_and_swap(artifact).await.map_err(refused)
+    }
+
+    async fn available(&mut self) -> Vec<AvailableVersion> {
+        let group = self.registry.group().to_string();
+        let mut versions = BTreeMap::new();
+        for cached in self.cache.iter().flat_map(|c| c.versions(&group)) {
+            let d = &cached.details;
+            let local = self.cache.as_ref().is_some_and(|c| c.has_plugin(&d.sha256));
+            versions.insert(
+                d.version,
+                AvailableVersion {
+                    version: d.version.to_string(),
+                    location: "cache",
+                    digest: Some(format!("sha256:{}", d.sha256)),
+                    approval_status: Some(d.approval_status.clone()),
+                    local,
+                    signed: d.signature.is_some(),
+                },
+            );
+        }
+        for summary in &self.approved {
+            let entry = versions.entry(summary.version).or_insert_with(|| AvailableVersion {
+                version: summary.version.to_string(),
+                location: "registry",
+                digest: None,
+                approval_status: None,
+                local: false,
+                signed: false,
+            });
+            entry.location = "registry";
+            entry.approval_status = Some(summary.status.clone());
+        }
+        versions.into_values().rev().collect()
+    }
+}
+
+/// The [identity](Artifact::identity) of a registry version's artifact.
+fn details_identity(details: &VersionDetails) -> String {
+    identity(&format!("sha256:{}", details.sha256), details.signature.as_deref())
+}
+
 fn artifact(cached: CachedVersion, bytes: Vec<u8>) -> Artifact {
     let version = cached.details.version.to_string();
-    Artifact::new(version, Origin::Registry(cached.details), bytes, cached.metrics)
+    let signature = cached.details.signature.clone();
+    Artifact::new(version, Origin::Registry(cached.details), bytes, cached.metrics).with_signature(signature)
 }
 
 /// `base` after no failure; doubling per failure after that, up to [`MAX_BACKOFF`].

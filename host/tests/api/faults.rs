@@ -3,8 +3,10 @@
 //! Plugins that want more than their inputs, or are broken, are refused at load.
 
 use crate::helpers::{TestApp, install_fixture, spawn_ready_app};
+use crate::process::HostProcess;
 use plugin_artifacts::fixtures;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 async fn misbehaving_app(extra: &[&str]) -> (TestApp, tempfile::TempDir) {
@@ -119,5 +121,47 @@ async fn hostile_and_broken_plugins_are_refused_at_load() {
         let reason = info["last_load_error"]["reason"].as_str().unwrap_or_default().to_string();
         assert!(reason.contains(expected), "{name}: {reason}");
         app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn plugin_output_reaches_the_host_log_tagged_with_the_version_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    install_fixture(dir.path(), "misbehave", fixtures::MISBEHAVE);
+    let env: HashMap<String, String> = [
+        ("PLUGIN_DIR", dir.path().to_str().unwrap()),
+        ("PLUGIN_OUTPUT_LIMIT_BYTES", "4096"),
+        ("CALL_TIMEOUT_MS", "2000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let host = HostProcess::start(&env);
+    host.wait_ready(Duration::from_secs(30)).await;
+    // 4 MB to each of stdout and stderr.
+    let response =
+        host.client.post(host.url("/predict")).json(&json!({"action": "shout"})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    let output_lines = || -> Vec<Value> {
+        let logs = host.logs.lock().unwrap();
+        logs.iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|entry| entry["message"] == "plugin output")
+            .collect()
+    };
+    let logged = async {
+        while output_lines().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), logged).await.expect("plugin output logged");
+    for entry in output_lines() {
+        assert_eq!(entry["plugin"], "1", "tagged with the version: {entry}");
+        assert!(["stdout", "stderr"].contains(&entry["stream"].as_str().unwrap()), "{entry}");
+        let kept = entry["output"].as_str().unwrap().len();
+        assert!(kept > 0 && kept <= 4096, "kept {kept} bytes");
+        let dropped = entry["dropped_bytes"].as_u64().unwrap();
+        assert!(kept as u64 + dropped >= 4 * 1024 * 1024 - 4096, "dropped {dropped} bytes");
     }
 }

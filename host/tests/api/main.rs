@@ -1,6 +1,7 @@
 //! End-to-end tests of the HTTP API: each starts the real server on a loopback port
 //! with real plugin components built from source.
 
+mod admin;
 mod faults;
 mod helpers;
 mod metrics;
@@ -9,3 +10,4 @@ mod process;
 mod registry;
 mod reload;
 mod shutdown;
+mod signing;

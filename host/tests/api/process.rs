@@ -82,6 +82,14 @@ impl HostProcess {
         self.get_json("/model/info").await.1["model_version"].as_str().unwrap_or("").to_string()
     }
 
+    /// Resident set size of the process in KiB (`VmRSS` in `/proc/<pid>/status`).
+    #[allow(dead_code)] // used by the soak tests, which share this module
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc status");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }

@@ -59,12 +59,18 @@ impl Registry {
 
     /// `predict-host publish` of the plugin at `plugin`; returns the created version.
     fn publish_file(&self, plugin: &str, approve: bool, tag: &str) -> (u32, Value) {
+        self.publish_with(plugin, approve, tag, &[])
+    }
+
+    /// `predict-host publish` with `extra` flags.
+    fn publish_with(&self, plugin: &str, approve: bool, tag: &str, extra: &[&str]) -> (u32, Value) {
         let (metrics_path, metrics) = self.metrics(tag);
         let mut args =
             vec!["publish", plugin, "--metrics", &metrics_path, "--create-group", "--create-bucket"];
         if approve {
             args.push("--approve");
         }
+        args.extend_from_slice(extra);
         let out: Value =
             serde_json::from_str(cli_ok(&args, &self.env()).trim()).expect("publish prints JSON");
         (out["version"].as_u64().unwrap() as u32, metrics)
@@ -75,9 +81,15 @@ impl Registry {
     }
 
     fn host(&self, cache: &Path) -> HostProcess {
+        self.host_with(cache, &[])
+    }
+
+    /// A host on this registry with `extra` environment on top of the usual.
+    fn host_with(&self, cache: &Path, extra: &[(&str, &str)]) -> HostProcess {
         let mut env = self.env();
         env.insert("POLL_INTERVAL".into(), format!("{}ms", POLL.as_millis()));
         env.insert("CACHE_DIR".into(), cache.to_str().unwrap().into());
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         HostProcess::start(&env)
     }
 
@@ -320,4 +332,87 @@ async fn restart_with_a_warm_cache_serves_while_the_registry_is_down() {
     let (status, body) = blind.get_json("/model/info").await;
     assert_eq!(status, 503);
     assert!(body["error"].as_str().is_some());
+}
+
+/// `POST /admin/<action>` with the test token; returns status and body.
+async fn admin(host: &HostProcess, action: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = host.client.post(host.url(&format!("/admin/{action}"))).bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+const ADMIN_TOKEN: &str = "registry-test-token";
+
+#[tokio::test]
+async fn a_pin_holds_against_newer_approvals_until_unpin() {
+    let registry = Registry::start();
+    registry.publish(true, "one");
+    registry.publish(true, "two");
+    let cache = tempfile::tempdir().unwrap();
+    let host = registry.host_with(cache.path(), &[("ADMIN_TOKEN", ADMIN_TOKEN)]);
+    host.wait_ready(Duration::from_secs(30)).await;
+    assert!(
+        within(Duration::from_secs(10), || async { host.serving_version().await == "2" }).await.is_some()
+    );
+
+    let (status, body) = admin(&host, "pin", Some(json!({"version": 1}))).await;
+    assert_eq!((status, &body["serving"], &body["pinned"]), (200, &json!("1"), &json!("1")), "{body}");
+    let (v3, _) = registry.publish(true, "three");
+    tokio::time::sleep(POLL * 3).await;
+    assert_eq!(host.serving_version().await, "1", "a newer approval replaced the pinned version");
+    let (status, _) = admin(&host, "reload", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(host.serving_version().await, "1", "reload replaced the pinned version");
+    let (_, body) = admin(&host, "pin", Some(json!({"version": 99}))).await;
+    assert!(body["error"].as_str().unwrap().contains("no version 99"), "{body}");
+
+    let (status, body) = admin(&host, "unpin", None).await;
+    assert_eq!((status, &body["serving"]), (200, &json!(v3.to_string())), "{body}");
+    assert_eq!(host.serving_version().await, v3.to_string());
+}
+
+#[tokio::test]
+async fn reload_checks_the_registry_now() {
+    let registry = Registry::start();
+    registry.publish(true, "one");
+    let cache = tempfile::tempdir().unwrap();
+    let host = registry.host_with(cache.path(), &[("ADMIN_TOKEN", ADMIN_TOKEN), ("POLL_INTERVAL", "1h")]);
+    host.wait_ready(Duration::from_secs(30)).await;
+    let (v2, _) = registry.publish(true, "two");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(host.serving_version().await, "1", "nothing polls within the hour");
+    let (status, body) = admin(&host, "reload", None).await;
+    assert_eq!((status, &body["serving"]), (200, &json!(v2.to_string())), "{body}");
+    let (status, versions) = host.get_json("/admin/versions").await;
+    assert_eq!(status, 401, "listing needs the token too: {versions}");
+}
+
+#[tokio::test]
+async fn with_a_public_key_only_versions_published_with_the_signing_key_serve() {
+    let registry = Registry::start();
+    let key_path = registry.scratch.path().join("publisher.pem");
+    let public_key = cli_ok(&["keygen", "--private-key", key_path.to_str().unwrap()], &registry.env());
+    let public_key = public_key.trim();
+    let (unsigned, _) = registry.publish(true, "unsigned");
+    let cache = tempfile::tempdir().unwrap();
+    let host = registry.host_with(cache.path(), &[("PLUGIN_PUBLIC_KEY", public_key)]);
+    let unsigned = unsigned.to_string();
+    let refused = within(Duration::from_secs(15), || async {
+        let (status, body) = host.get_json("/model/info").await;
+        status == 503 && body["last_load_error"]["version"] == unsigned.as_str()
+    })
+    .await;
+    assert!(refused.is_some(), "unsigned version not refused; log:\n{}", host.log_text());
+    let (_, body) = host.get_json("/model/info").await;
+    assert!(body["last_load_error"]["reason"].as_str().unwrap().contains("unsigned"), "{body}");
+
+    let key_arg = key_path.to_str().unwrap();
+    let (signed, _) = registry.publish_with(&registry.plugin, true, "signed", &["--sign-key", key_arg]);
+    host.wait_ready(Duration::from_secs(15)).await;
+    assert_eq!(host.serving_version().await, signed.to_string());
+    let info = host.get_json("/model/info").await.1;
+    assert_eq!((info["signed"].as_bool(), info["signature_verified"].as_bool()), (Some(true), Some(true)));
 }
