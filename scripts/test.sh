@@ -6,8 +6,17 @@ cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2
 rustup component add rustfmt clippy
-# The registry tests run a moto server (S3 and SageMaker on loopback).
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'moto[server]==5.2.1'
+# Tools the tests drive: a moto server (S3 and SageMaker on loopback) for the registry
+# tests; the OpenAPI validator, the schemathesis fuzzer and the Prometheus text parser
+# for the API tests.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  'moto[server]==5.2.1' 'schemathesis==4.32.5' 'openapi-spec-validator==0.9.0' 'prometheus-client==0.26.0'
+# Headless Chromium renders /docs in the docs test.
+if ! command -v chromium >/dev/null; then
+  sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets --locked -- -D warnings

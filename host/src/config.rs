@@ -193,6 +193,10 @@ pub struct ServeArgs {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Bound on one whole request in seconds (a slow client included); past it, 408.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
     /// Most rows in one batch request.
     #[arg(long, env = "MAX_BATCH_ROWS", default_value_t = 4096)]
     pub max_batch_rows: usize,

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod loader;
 pub mod model;
+pub mod observe;
 pub mod registry;
 pub mod runtime;
 pub mod server;

@@ -51,6 +51,20 @@ pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, L
     Ok(model)
 }
 
+impl LoadFailure {
+    /// The kind of failure, as `/model/info` and the metrics name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Signature(_) => "signature",
+            Self::Component(LoadError::NotAComponent(_)) => "component",
+            Self::Component(LoadError::DisallowedImports(_)) => "imports",
+            Self::Component(LoadError::WrongWorld(_)) => "world",
+            Self::Info(_) | Self::BadInfo(_) => "info",
+            Self::Sample(_) => "self_test",
+        }
+    }
+}
+
 fn check_info(info: &ModelInfo) -> Result<(), String> {
     if info.labels.is_empty() {
         return Err("no labels".into());
@@ -114,17 +128,18 @@ impl Loader {
         let (runtime, key) = (Arc::clone(&self.runtime), self.key.clone());
         let outcome =
             tokio::task::spawn_blocking(move || load_verified(&runtime, key.as_ref(), artifact)).await;
-        let reason = match outcome {
+        let (kind, reason) = match outcome {
             Ok(Ok(model)) => {
                 self.slot.swap(model);
                 return Ok(());
             }
-            Ok(Err(failure)) => failure.to_string(),
-            Err(join) => format!("loading panicked: {join}"),
+            Ok(Err(failure)) => (failure.kind(), failure.to_string()),
+            Err(join) => ("panic", format!("loading panicked: {join}")),
         };
         self.refused.lock().expect("refusals lock").insert(identity, reason.clone());
         self.slot.record_failure(LoadFailureRecord {
             version,
+            kind,
             digest,
             reason: reason.clone(),
             at: SystemTime::now(),

@@ -3,7 +3,7 @@
 
 use crate::artifact::Origin;
 use crate::runtime::{CallError, Field, ModelInfo, Plugin, PredictError, Prediction};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Tolerance on the sum of one prediction's probabilities.
 const PROBABILITY_SUM_TOLERANCE: f64 = 1e-6;
@@ -44,12 +44,35 @@ pub enum PredictFailure {
 impl LoadedModel {
     /// Scores `rows` (blocking: run it off the async executor) and checks the answer.
     pub fn predict(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
+        let started = Instant::now();
+        let outcome = self.score(rows);
+        let failure = outcome.as_ref().err().and_then(PredictFailure::kind);
+        crate::observe::plugin_call(&self.version, started.elapsed(), failure);
+        outcome
+    }
+
+    fn score(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
         let predictions = self.plugin.predict(rows)?.map_err(|e| match e {
             PredictError::InvalidInput((row, message)) => PredictFailure::InvalidInput { row, message },
             PredictError::Internal(message) => PredictFailure::Internal(message),
         })?;
         check_predictions(&self.info.labels, rows.len(), &predictions).map_err(PredictFailure::BadOutput)?;
         Ok(predictions)
+    }
+}
+
+impl PredictFailure {
+    /// The kind of the plugin's failure, for metrics; `None` when the caller is at fault.
+    pub fn kind(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::InvalidInput { .. } => return None,
+            Self::Plugin(CallError::Timeout(_)) => "timeout",
+            Self::Plugin(CallError::MemoryLimit(_)) => "memory_limit",
+            Self::Plugin(CallError::Trap(_)) => "trap",
+            Self::Plugin(CallError::Instantiate(_)) => "instantiate",
+            Self::Internal(_) => "internal",
+            Self::BadOutput(_) => "invalid_output",
+        })
     }
 }
 

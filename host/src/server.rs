@@ -74,6 +74,7 @@ impl Server {
             args.max_batch_rows,
             args.max_body_bytes,
         );
+        state.request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
         if let Some(token) = &args.admin_token {
             state = state.with_admin(token, control);
         }

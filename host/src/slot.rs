@@ -17,6 +17,9 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadFailureRecord {
     pub version: String,
+    /// What failed: `signature`, `component`, `imports`, `world`, `info`, `self_test`,
+    /// `fetch` (also the label of `model_load_failures_total`).
+    pub kind: &'static str,
     pub digest: String,
     pub reason: String,
     #[serde(serialize_with = "crate::api::rfc3339")]
@@ -72,7 +75,10 @@ impl ActiveModel {
             "model version swapped in"
         );
         self.failures.lock().expect("failures lock").remove(&incoming.version);
-        if let Some(outgoing) = self.serving.swap(Some(incoming)) {
+        let identity = (incoming.version.as_str(), incoming.digest.as_str());
+        let outgoing = self.serving.swap(Some(Arc::clone(&incoming)));
+        crate::observe::swap(identity, outgoing.as_deref().map(|m| (m.version.as_str(), m.digest.as_str())));
+        if let Some(outgoing) = outgoing {
             self.previous.store(Some(outgoing));
         }
     }
@@ -83,6 +89,10 @@ impl ActiveModel {
         let previous = self.previous.load_full()?;
         tracing::info!(version = %previous.version, replaced = self.current().map(|m| m.version.clone()).as_deref().unwrap_or("none"), "previous model version restored");
         let outgoing = self.serving.swap(Some(Arc::clone(&previous)));
+        crate::observe::swap(
+            (&previous.version, &previous.digest),
+            outgoing.as_deref().map(|m| (m.version.as_str(), m.digest.as_str())),
+        );
         self.previous.store(outgoing);
         Some(previous.version.clone())
     }
@@ -101,7 +111,8 @@ impl ActiveModel {
     }
 
     pub fn record_failure(&self, record: LoadFailureRecord) {
-        tracing::error!(version = %record.version, digest = %record.digest, reason = %record.reason, "model version refused");
+        tracing::error!(version = %record.version, digest = %record.digest, kind = record.kind, reason = %record.reason, "model version refused");
+        crate::observe::load_failure(record.kind);
         let mut failures = self.failures.lock().expect("failures lock");
         failures.insert(record.version.clone(), record.clone());
         if failures.len() > FAILURES_KEPT {

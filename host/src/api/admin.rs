@@ -73,7 +73,12 @@ fn control(state: &AppState) -> &SourceHandle {
 
 /// Loaded (serving and previous), available from the source (registry, cache, plugin
 /// directory, bundled) and refused versions, with reasons.
-async fn versions(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/admin/versions", tag = "admin", security(("admin_token" = [])), responses(
+    (status = 200, description = "Loaded, available and refused versions", body = Object),
+        (status = 401, description = "Missing or wrong bearer token", body = super::docs::ErrorBody),
+    (status = 503, description = "The model source is not running", body = super::docs::ErrorBody),
+))]
+pub async fn versions(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let available = control(&state).available().await.map_err(control_error)?;
     Ok(Json(json!({
         "serving": state.slot.current().as_deref().map(loaded),
@@ -84,21 +89,32 @@ async fn versions(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     })))
 }
 
-#[derive(Deserialize)]
-struct PinRequest {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PinRequest {
     version: VersionName,
 }
 
 /// A version as a JSON number (registry versions) or string (`1.2.0`).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum VersionName {
+pub enum VersionName {
     Number(u64),
     Text(String),
 }
 
 /// Serves the given version and stops following the source until unpinned.
-async fn pin(
+#[utoipa::path(post, path = "/admin/pin", tag = "admin", security(("admin_token" = [])),
+    request_body(content = PinRequest, example = json!({"version": 3})), responses(
+    (status = 200, description = "The version serves, pinned", body = Object),
+    (status = 400, description = "The body is not JSON", body = super::docs::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = super::docs::ErrorBody),
+    (status = 404, description = "No such version", body = super::docs::ErrorBody),
+    (status = 409, description = "The version cannot serve", body = super::docs::ErrorBody),
+    (status = 415, description = "Content-Type is not application/json", body = super::docs::ErrorBody),
+    (status = 422, description = "Not {\"version\": N}", body = super::docs::ErrorBody),
+    (status = 503, description = "The model source cannot be reached", body = super::docs::ErrorBody),
+))]
+pub async fn pin(
     State(state): State<AppState>,
     body: Result<Json<PinRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -116,19 +132,35 @@ async fn pin(
     Ok(Json(outcome(&state)))
 }
 
-async fn unpin(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/admin/unpin", tag = "admin", security(("admin_token" = [])), responses(
+    (status = 200, description = "Following the source again", body = Object),
+        (status = 401, description = "Missing or wrong bearer token", body = super::docs::ErrorBody),
+    (status = 503, description = "The model source is not running", body = super::docs::ErrorBody),
+))]
+pub async fn unpin(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     control(&state).unpin().await.map_err(control_error)?;
     Ok(Json(outcome(&state)))
 }
 
 /// Serves the previous loaded version again, pinned so the source does not undo it.
-async fn rollback(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/admin/rollback", tag = "admin", security(("admin_token" = [])), responses(
+    (status = 200, description = "The previous version serves, pinned", body = Object),
+        (status = 401, description = "Missing or wrong bearer token", body = super::docs::ErrorBody),
+    (status = 409, description = "No previous version is loaded", body = super::docs::ErrorBody),
+    (status = 503, description = "The model source is not running", body = super::docs::ErrorBody),
+))]
+pub async fn rollback(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     control(&state).rollback().await.map_err(control_error)?;
     Ok(Json(outcome(&state)))
 }
 
 /// Checks the source now instead of at the next poll or rescan.
-async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/admin/reload", tag = "admin", security(("admin_token" = [])), responses(
+    (status = 200, description = "The source was checked", body = Object),
+        (status = 401, description = "Missing or wrong bearer token", body = super::docs::ErrorBody),
+    (status = 503, description = "The model source is not running", body = super::docs::ErrorBody),
+))]
+pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     control(&state).reload().await.map_err(control_error)?;
     let mut body = outcome(&state);
     body["last_load_error"] = json!(state.slot.last_failure().as_deref());

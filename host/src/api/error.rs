@@ -111,6 +111,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(Value::Object(body))).into_response();
         match self {
             Self::Overloaded(_) => {
+                crate::observe::request_shed();
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));

@@ -13,11 +13,18 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// Liveness: the process answers HTTP.
+#[utoipa::path(get, path = "/health", tag = "model",
+    responses((status = 200, description = "The process answers", body = Object, example = json!({"status": "ok"}))))]
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Readiness: a version is loaded and the process is not draining.
+#[utoipa::path(get, path = "/ready", tag = "model", responses(
+    (status = 200, description = "Ready to serve", body = Object,
+        example = json!({"status": "ready", "model_version": "1"})),
+    (status = 503, description = "No version loaded yet, or shutting down", body = super::docs::ErrorBody),
+))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let version = state.slot.current().map(|m| m.version.clone());
     if state.slot.is_ready() {
@@ -28,6 +35,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// What the serving version is: name, version, source, digest, schema, labels, signature,
+/// pin, previous version and recent load failures.
+#[utoipa::path(get, path = "/model/info", tag = "model", responses(
+    (status = 200, description = "The serving version", body = Object),
+    (status = 503, description = "No version is loaded", body = super::docs::ErrorBody),
+))]
 pub async fn info(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let model = state.slot.current().ok_or_else(|| state.no_model())?;
     let mut body = describe(&model);
@@ -40,6 +53,11 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 }
 
 /// The held-out metrics published with the serving version, exactly as published.
+#[utoipa::path(get, path = "/model/metrics", tag = "model", responses(
+    (status = 200, description = "Held-out evaluation of the serving version", body = Object),
+    (status = 404, description = "No metrics were published with this version", body = super::docs::ErrorBody),
+    (status = 503, description = "No version is loaded", body = super::docs::ErrorBody),
+))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let model = state.slot.current().ok_or_else(|| state.no_model())?;
     match &model.metrics {

@@ -13,18 +13,51 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Response header naming the model version that answered.
 pub const MODEL_VERSION_HEADER: &str = "x-model-version";
 
-#[derive(Debug, Serialize)]
+/// The prediction for one row.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PredictionBody {
+    /// The chosen label.
     pub prediction: String,
+    /// The probability of every label; they sum to 1.
     pub probabilities: BTreeMap<String, f64>,
+    /// The model version that answered.
     pub model_version: String,
 }
 
+/// A prediction, or a batch of them in request order.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only: answers are built from `PredictionBody`
+pub enum PredictResponse {
+    Row(PredictionBody),
+    Batch(Vec<PredictionBody>),
+}
+
+/// Scores one row (a JSON object) or a batch (an array of objects).
+#[utoipa::path(
+    post,
+    path = "/predict",
+    tag = "predict",
+    request_body(content = super::docs::PredictRequest, description = "One row, or a batch of rows",
+        example = json!({"BASKET_SIZE":"M","BASKET_TYPE":"MIXED","STORE_REGION":"LONDON","STORE_FORMAT":"LS",
+            "SPEND":125.50,"QUANTITY":3,"PROD_CODE_20":"FOOD","PROD_CODE_30":"FRESH"})),
+    responses(
+        (status = 200, description = "A prediction per row, naming the model version that answered",
+            body = PredictResponse,
+            headers(("x-model-version" = String, description = "The model version that answered"))),
+        (status = 400, description = "The body is not JSON", body = super::docs::ErrorBody),
+        (status = 413, description = "The body exceeds MAX_BODY_BYTES", body = super::docs::ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = super::docs::ErrorBody),
+        (status = 422, description = "Not a row or batch; a field missing, of the wrong type, or refused by the model", body = super::docs::ErrorBody),
+        (status = 500, description = "The plugin trapped, hit its memory limit, or answered outside the contract", body = super::docs::ErrorBody),
+        (status = 503, description = "No model version is loaded, or every plugin call slot is busy (Retry-After)", body = super::docs::ErrorBody),
+        (status = 504, description = "The plugin ran past CALL_TIMEOUT_MS", body = super::docs::ErrorBody),
+    )
+)]
 pub async fn predict(
     State(state): State<AppState>,
     body: Result<Json<Value>, JsonRejection>,
@@ -37,18 +70,10 @@ pub async fn predict(
         _ => return Err(ApiError::invalid("expected a JSON object, or an array of objects")),
     };
 
-    let permit = Arc::clone(&state.calls)
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Overloaded(state.max_concurrent_calls))?;
-    let scoring = Arc::clone(&model);
-    let outcome = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        scoring.predict(&rows)
-    })
-    .await
-    .expect("plugin calls never panic the host");
-    let predictions =
-        outcome.map_err(|failure| ApiError::Plugin { failure, version: model.version.clone() })?;
+    let predictions = state
+        .score(&model, rows)
+        .await?
+        .map_err(|failure| ApiError::Plugin { failure, version: model.version.clone() })?;
 
     let mut bodies = predictions.into_iter().map(|p| to_body(p, &model));
     let mut response = if single {
@@ -136,7 +161,8 @@ fn wrong_type(row: u32, spec: &FieldSpec, got: &str) -> ApiError {
     ApiError::invalid_row(row, Some(&spec.name), message)
 }
 
-fn json_kind(value: &Value) -> &'static str {
+/// How a JSON value's kind reads in an error message.
+pub(super) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -205,6 +205,7 @@ impl RegistrySource {
         self.retry_at.insert(details.version, (failures, Instant::now() + wait));
         self.loader.slot().record_failure(LoadFailureRecord {
             version: details.version.to_string(),
+            kind: "fetch",
             digest: format!("sha256:{}", details.sha256),
             reason: format!("{error} (retrying in {}s)", wait.as_secs()),
             at: SystemTime::now(),

@@ -210,3 +210,17 @@ pub fn write_file(dir: &Path, name: &str, text: &[u8]) -> String {
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_string()
 }
+
+/// Runs a Python tool that `scripts/test.sh` installs; panics with its output on failure.
+pub fn run_tool(program: &str, args: &[&str]) -> String {
+    // In a scratch directory: schemathesis keeps a cache where it runs.
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} not found ({e}); scripts/test.sh installs it"));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{program} {args:?} failed:\n{text}");
+    text
+}

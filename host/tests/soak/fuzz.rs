@@ -1,0 +1,52 @@
+//! A schema-driven fuzzer (schemathesis) against the real binary, driven by its own
+//! `/openapi.json`: no server error, and no answer that is off the spec (status, content
+//! type, headers, body schema), and malformed input always refused.
+
+use crate::EXCLUSIVE;
+use crate::process::{HostProcess, run_tool, write_file};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const TOKEN: &str = "fuzz-test-token";
+
+#[tokio::test]
+async fn a_schema_driven_fuzzer_finds_no_server_error_and_no_answer_off_the_spec() {
+    let _exclusive = EXCLUSIVE.lock().await;
+    let env: HashMap<String, String> =
+        [("ADMIN_TOKEN", TOKEN)].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let host = HostProcess::start(&env);
+    host.wait_ready(Duration::from_secs(30)).await;
+    let schema = host.url("/openapi.json");
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    // Path parameters that reach real resources, beside the generated ones.
+    let scratch = tempfile::tempdir().unwrap();
+    let config = "[parameters]\n\"path.name\" = \"price-sensitivity\"\n\"path.file\" = \"swagger-ui.css\"\n";
+    let config = write_file(scratch.path(), "schemathesis.toml", config.as_bytes());
+    let report = tokio::task::spawn_blocking(move || {
+        run_tool(
+            "schemathesis",
+            &[
+                "--config-file",
+                &config,
+                "run",
+                &schema,
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,\
+                 response_headers_conformance,response_schema_conformance,negative_data_rejection",
+                "--max-examples",
+                "25",
+                "--seed",
+                "20261129",
+                "--header",
+                &auth,
+                "--no-color",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    println!(
+        "{}",
+        report.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+}
