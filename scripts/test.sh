@@ -20,4 +20,8 @@ fi
 
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
+# The release build exactly as the container image makes it (prints the binary's size).
+scripts/build-release.sh
+# The Dockerfile and Kubernetes manifests: rendered, schema-validated, checkov, hadolint.
+scripts/check-deploy.sh
 cargo test --release --workspace --locked

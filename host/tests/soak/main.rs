@@ -1,6 +1,7 @@
 //! Sustained abuse and churn against the real binary: a fault soak that must leave
 //! memory bounded and good requests answered within the deadline, swaps between two
-//! versions under continuous load, and a schema-driven fuzzer. A test binary of its own, so it runs after the
+//! versions under continuous load, a rolling upgrade behind a load balancer, and a
+//! schema-driven fuzzer. A test binary of its own, so it runs after the
 //! timing-sensitive end-to-end tests rather than beside them; and one test at a time,
 //! since each saturates the machine on purpose.
 
@@ -11,6 +12,7 @@ mod process;
 
 mod faults;
 mod fuzz;
+mod rollout;
 mod swaps;
 
 /// Held by each test for its whole run.
