@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Measures POST /predict of predict-host against two reference servers in one run, on
+one machine, with one load generator (wrk), and reports ratios.
+
+- ceiling: bench/ceiling, the same HTTP stack parsing the same basket, no model;
+- incumbent: bench/incumbent, FastAPI + scikit-learn under uvicorn, one worker per core;
+- predict-host: the release build serving its bundled plugin, as `serve` runs by default.
+
+Then, on predict-host alone: batch throughput (rows/s, and plugin time per call from its
+own /metrics) and the cost of hot swaps (p99 while versions swap in vs. steady state).
+
+    bench/run.py            full run (about 4 minutes): writes target/bench/results.{json,md}
+    bench/run.py --smoke    seconds per step, one concurrency level: keeps this from rotting
+"""
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEED = {
+    "BASKET_SIZE": "M", "BASKET_TYPE": "MIXED", "STORE_REGION": "LONDON", "STORE_FORMAT": "LS",
+    "SPEND": 125.50, "QUANTITY": 3, "PROD_CODE_20": "FOOD", "PROD_CODE_30": "FRESH",
+}
+REPORT_SCRIPT = os.path.join(ROOT, "bench", "wrk-report.lua")
+
+
+def sh(*args, **kwargs):
+    print("+", " ".join(args), flush=True)
+    subprocess.run(args, check=True, cwd=ROOT, **kwargs)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            body = json.dumps(SEED).encode()
+            request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+            if urllib.request.urlopen(request, timeout=2).status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} never answered")
+
+
+def process_tree(pid):
+    """`pid` and all its descendants (uvicorn runs one process per worker)."""
+    pids, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for path in glob.glob(f"/proc/{parent}/task/*/children"):
+            with open(path) as f:
+                children = [int(c) for c in f.read().split()]
+            pids += children
+            frontier += children
+    return pids
+
+
+def memory_kib(pid, field):
+    """Sum of `field` (VmRSS, VmHWM) in KiB over the process tree of `pid`."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+class Server:
+    def __init__(self, name, args, port, env=None, cwd=ROOT):
+        self.name, self.port = name, port
+        self.url = f"http://127.0.0.1:{port}/predict"
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
+        self.process = subprocess.Popen(
+            args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=self.log, stderr=self.log
+        )
+        wait_ready(self.url)
+        time.sleep(0.5)
+        self.idle_rss_kib = memory_kib(self.process.pid, "VmRSS")
+
+    def peak_rss_kib(self):
+        return memory_kib(self.process.pid, "VmHWM")
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def wrk(url, body, connections, seconds):
+    """One wrk run; returns its JSON report (latencies in µs) plus req/s."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(body, f)
+    threads = 1 if connections == 1 else 2
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", REPORT_SCRIPT, url],
+        env={**os.environ, "BENCH_BODY_FILE": f.name}, capture_output=True, text=True, check=True,
+    ).stdout
+    os.unlink(f.name)
+    report = json.loads(next(l for l in out.splitlines() if l.startswith("BENCH "))[6:])
+    report["rps"] = report["requests"] / (report["duration_us"] / 1e6)
+    return report
+
+
+def plugin_seconds(port):
+    """(sum, count) of plugin_call_duration_seconds over all versions, from /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("plugin_call_duration_seconds_sum"):
+            total += float(line.split()[-1])
+        elif line.startswith("plugin_call_duration_seconds_count"):
+            count += float(line.split()[-1])
+    return total, count
+
+
+def build():
+    sh("rustup", "target", "add", "wasm32-wasip2")
+    sh("cargo", "build", "--release", "--locked", "-p", "predict-host", "-p", "bench-ceiling")
+    model_out = os.path.join(ROOT, "target", "bench", "model-out")
+    sh("cargo", "run", "--release", "--locked", "-q", "-p", "price-sensitivity-model", "--features", "train",
+       "--bin", "train-price-sensitivity", "--", model_out)
+    requirements = os.path.join(ROOT, "bench", "incumbent", "requirements.txt")
+    sh(sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+       "--root-user-action=ignore", "-r", requirements)
+    return os.path.join(model_out, "train.csv")
+
+
+def fmt_us(us):
+    return f"{us / 1000:.2f} ms"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="a few seconds per step, concurrency 16 only")
+    parser.add_argument("--out", default=os.path.join(ROOT, "target", "bench"))
+    options = parser.parse_args()
+    seconds, warmup = (2, 1) if options.smoke else (10, 3)
+    concurrency = [16] if options.smoke else [1, 16, 64]
+    batches = [1, 64] if options.smoke else [1, 64, 1024]
+    cores = os.cpu_count() or 1
+    os.makedirs(options.out, exist_ok=True)
+
+    train_csv = build()
+    host_binary = os.path.join(ROOT, "target", "release", "predict-host")
+    host_env = {"LOG_FORMAT": "json", "RUST_LOG": "info"}
+    results = {"machine": machine(), "mode": "smoke" if options.smoke else "full", "seconds": seconds,
+               "servers": {}, "batch": {}, "swap": {}}
+
+    specs = [
+        ("ceiling", [os.path.join(ROOT, "target", "release", "bench-ceiling")], None, ROOT),
+        ("incumbent", [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--workers",
+                       str(cores), "--log-level", "warning"], {"TRAIN_CSV": train_csv},
+         os.path.join(ROOT, "bench", "incumbent")),
+        ("predict-host", [host_binary, "serve", "--bind", "127.0.0.1"], host_env, ROOT),
+    ]
+    for name, args, env, cwd in specs:
+        port = free_port()
+        args = args + (["--port", str(port)] if name != "ceiling" else [str(port)])
+        server = Server(name, args, port, env, cwd)
+        wrk(server.url, SEED, 16, warmup)
+        runs = {}
+        for c in concurrency:
+            runs[c] = wrk(server.url, SEED, c, seconds)
+            print(f"{name:>12} c={c:<3} {runs[c]['rps']:>10.0f} req/s  p99 {fmt_us(runs[c]['p99_us'])}", flush=True)
+        results["servers"][name] = {"runs": runs, "idle_rss_kib": server.idle_rss_kib,
+                                    "peak_rss_kib": server.peak_rss_kib()}
+        server.stop()
+
+    # Batches and swaps, on predict-host serving a plugin directory.
+    plugins = tempfile.mkdtemp(prefix="bench-plugins-")
+    wasm = max(glob.glob(os.path.join(ROOT, "target", "release", "build", "plugin-artifacts-*", "out",
+                                      "price-sensitivity.wasm")), key=os.path.getmtime)
+    shutil.copy(wasm, os.path.join(plugins, "price-sensitivity-1.wasm"))
+    port = free_port()
+    host = Server("predict-host-dir", [host_binary, "serve", "--bind", "127.0.0.1", "--port", str(port),
+                                        "--plugin-dir", plugins], port, host_env)
+    for size in batches:
+        wrk(host.url, [SEED] * size, 16, warmup)
+        before = plugin_seconds(port)
+        run = wrk(host.url, [SEED] * size, 16, seconds)
+        after = plugin_seconds(port)
+        calls = after[1] - before[1]
+        run["rows_per_s"] = run["rps"] * size
+        run["plugin_us_per_call"] = (after[0] - before[0]) / calls * 1e6 if calls else None
+        results["batch"][size] = run
+        print(f"  batch {size:>5}: {run['rows_per_s']:>12.0f} rows/s, plugin {run['plugin_us_per_call']:.1f} µs/call",
+              flush=True)
+
+    steady = wrk(host.url, SEED, 16, seconds)
+    swaps = []
+
+    def publish_versions():
+        time.sleep(0.5)
+        version = 2
+        while len(swaps) < max(2, seconds - 1):
+            target = os.path.join(plugins, f"price-sensitivity-{version}.wasm")
+            shutil.copy(wasm, target + ".tmp")
+            os.rename(target + ".tmp", target)
+            swaps.append(version)
+            version += 1
+            time.sleep(1)
+
+    publisher = threading.Thread(target=publish_versions)
+    publisher.start()
+    swapping = wrk(host.url, SEED, 16, seconds)
+    publisher.join()
+    results["swap"] = {"steady": steady, "during_swaps": swapping, "swaps": len(swaps),
+                       "p99_ratio": swapping["p99_us"] / steady["p99_us"]}
+    host.stop()
+
+    write_reports(results, options.out, concurrency)
+
+
+def machine():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpus": os.cpu_count(), "cpu": model, "kernel": os.uname().release}
+
+
+def write_reports(results, out, concurrency):
+    servers = results["servers"]
+    host, ceiling, incumbent = servers["predict-host"], servers["ceiling"], servers["incumbent"]
+    lines = [
+        f"Machine: {results['machine']['cpus']} × {results['machine']['cpu']}; "
+        f"{results['seconds']} s per run after warm-up; wrk on the same machine; mode {results['mode']}.",
+        "",
+        "| server | connections | req/s | p50 | p99 | p99.9 | errors | idle RSS | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, data in servers.items():
+        for c, r in data["runs"].items():
+            lines.append(
+                f"| {name} | {c} | {r['rps']:.0f} | {fmt_us(r['p50_us'])} | {fmt_us(r['p99_us'])} | "
+                f"{fmt_us(r['p999_us'])} | {r['errors'] + r['non_2xx']} | {data['idle_rss_kib'] / 1024:.1f} MiB | "
+                f"{data['peak_rss_kib'] / 1024:.1f} MiB |"
+            )
+    lines += ["", "| connections | predict-host / ceiling | predict-host / incumbent |", "|---|---|---|"]
+    ratios = {}
+    for c in concurrency:
+        h = host["runs"][c]["rps"]
+        ratios[c] = {"vs_ceiling": h / ceiling["runs"][c]["rps"], "vs_incumbent": h / incumbent["runs"][c]["rps"]}
+        lines.append(f"| {c} | {ratios[c]['vs_ceiling']:.2f} | {ratios[c]['vs_incumbent']:.0f}× |")
+    results["ratios"] = ratios
+    lines += ["", "| batch rows | requests/s | rows/s | plugin time per call | p99 |", "|---|---|---|---|---|"]
+    for size, r in results["batch"].items():
+        lines.append(f"| {size} | {r['rps']:.0f} | {r['rows_per_s']:.0f} | {r['plugin_us_per_call']:.1f} µs | "
+                     f"{fmt_us(r['p99_us'])} |")
+    s = results["swap"]
+    lines += ["", f"Hot swaps: {s['swaps']} versions swapped in during a {results['seconds']} s run at 16 "
+                  f"connections: p99 {fmt_us(s['during_swaps']['p99_us'])} vs. {fmt_us(s['steady']['p99_us'])} "
+                  f"steady ({s['p99_ratio']:.2f}×), errors {s['during_swaps']['errors'] + s['during_swaps']['non_2xx']}."]
+    markdown = "\n".join(lines) + "\n"
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(markdown)
+    print()
+    print(markdown)
+    failed = [n for n, d in servers.items() for r in d["runs"].values() if r["errors"] + r["non_2xx"]]
+    if failed:
+        raise SystemExit(f"requests failed against: {', '.join(sorted(set(failed)))}")
+
+
+if __name__ == "__main__":
+    main()
