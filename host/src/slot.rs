@@ -75,9 +75,17 @@ impl ActiveModel {
             "model version swapped in"
         );
         self.failures.lock().expect("failures lock").remove(&incoming.version);
-        let identity = (incoming.version.as_str(), incoming.digest.as_str());
+        self.serve(incoming);
+    }
+
+    /// Puts `incoming` in the serving pointer and keeps the version it replaces as
+    /// `previous`; every swap (load, rollback, pin) goes through here.
+    fn serve(&self, incoming: Arc<LoadedModel>) {
         let outgoing = self.serving.swap(Some(Arc::clone(&incoming)));
-        crate::observe::swap(identity, outgoing.as_deref().map(|m| (m.version.as_str(), m.digest.as_str())));
+        crate::observe::swap(
+            (&incoming.version, &incoming.digest),
+            outgoing.as_deref().map(|m| (m.version.as_str(), m.digest.as_str())),
+        );
         if let Some(outgoing) = outgoing {
             self.previous.store(Some(outgoing));
         }
@@ -88,13 +96,9 @@ impl ActiveModel {
     pub fn restore_previous(&self) -> Option<String> {
         let previous = self.previous.load_full()?;
         tracing::info!(version = %previous.version, replaced = self.current().map(|m| m.version.clone()).as_deref().unwrap_or("none"), "previous model version restored");
-        let outgoing = self.serving.swap(Some(Arc::clone(&previous)));
-        crate::observe::swap(
-            (&previous.version, &previous.digest),
-            outgoing.as_deref().map(|m| (m.version.as_str(), m.digest.as_str())),
-        );
-        self.previous.store(outgoing);
-        Some(previous.version.clone())
+        let version = previous.version.clone();
+        self.serve(previous);
+        Some(version)
     }
 
     /// Pins `version` (sources stop following), or with `None` lets them follow again.

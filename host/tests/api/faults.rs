@@ -3,10 +3,9 @@
 //! Plugins that want more than their inputs, or are broken, are refused at load.
 
 use crate::helpers::{TestApp, install_fixture, spawn_ready_app};
-use crate::process::HostProcess;
+use crate::process::{HostProcess, env_of};
 use plugin_artifacts::fixtures;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 async fn misbehaving_app(extra: &[&str]) -> (TestApp, tempfile::TempDir) {
@@ -128,14 +127,11 @@ async fn hostile_and_broken_plugins_are_refused_at_load() {
 async fn plugin_output_reaches_the_host_log_tagged_with_the_version_and_capped() {
     let dir = tempfile::tempdir().unwrap();
     install_fixture(dir.path(), "misbehave", fixtures::MISBEHAVE);
-    let env: HashMap<String, String> = [
+    let env = env_of(&[
         ("PLUGIN_DIR", dir.path().to_str().unwrap()),
         ("PLUGIN_OUTPUT_LIMIT_BYTES", "4096"),
         ("CALL_TIMEOUT_MS", "2000"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    ]);
     let host = HostProcess::start(&env);
     host.wait_ready(Duration::from_secs(30)).await;
     // 4 MB to each of stdout and stderr.

@@ -3,7 +3,7 @@
 //! one line per swap, never a request body.
 
 use crate::helpers::install_fixture;
-use crate::process::HostProcess;
+use crate::process::{HostProcess, env_of};
 use plugin_artifacts::fixtures;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -55,11 +55,7 @@ async fn predict(host: &HostProcess, body: Value, request_id: Option<&str>) -> r
 
 fn misbehave_host(dir: &std::path::Path) -> HostProcess {
     install_fixture(dir, "misbehave", fixtures::MISBEHAVE);
-    let env: HashMap<String, String> = [("PLUGIN_DIR", dir.to_str().unwrap()), ("CALL_TIMEOUT_MS", "200")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    HostProcess::start(&env)
+    HostProcess::start(&env_of(&[("PLUGIN_DIR", dir.to_str().unwrap()), ("CALL_TIMEOUT_MS", "200")]))
 }
 
 fn log_entries(host: &HostProcess) -> Vec<Value> {

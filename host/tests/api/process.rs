@@ -189,8 +189,7 @@ impl Moto {
             ("S3_FORCE_PATH_STYLE", "true"),
             ("AWS_OPERATION_TIMEOUT_SECS", "5"),
         ];
-        let mut env: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env = env_of(&pairs);
         if let Ok(path) = std::env::var("PATH") {
             env.insert("PATH".into(), path);
         }
@@ -223,4 +222,9 @@ pub fn run_tool(program: &str, args: &[&str]) -> String {
         format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{program} {args:?} failed:\n{text}");
     text
+}
+
+/// An environment for the binary from `(name, value)` pairs.
+pub fn env_of(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }

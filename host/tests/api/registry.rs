@@ -2,7 +2,7 @@
 //! real AWS SDK, the real binary): publish, approve, reject, broken artifacts, outages,
 //! and restarts from the cache.
 
-use crate::process::{HostProcess, Moto, cli_ok, write_file};
+use crate::process::{HostProcess, Moto, cli_ok, env_of, write_file};
 use plugin_artifacts::fixtures;
 use predict_host::artifact::s3::{ObjectStore, S3Url};
 use predict_host::artifact::sha256_hex;
@@ -89,7 +89,7 @@ impl Registry {
         let mut env = self.env();
         env.insert("POLL_INTERVAL".into(), format!("{}ms", POLL.as_millis()));
         env.insert("CACHE_DIR".into(), cache.to_str().unwrap().into());
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(env_of(extra));
         HostProcess::start(&env)
     }
 

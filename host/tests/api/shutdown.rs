@@ -2,25 +2,21 @@
 //! requests finish, and the process exits cleanly.
 
 use crate::helpers::install_fixture;
-use crate::process::HostProcess;
+use crate::process::{HostProcess, env_of};
 use plugin_artifacts::fixtures;
 use serde_json::json;
-use std::collections::HashMap;
 use std::time::Duration;
 
 #[tokio::test]
 async fn sigterm_turns_not_ready_and_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().unwrap();
     install_fixture(dir.path(), "misbehave", fixtures::MISBEHAVE);
-    let env: HashMap<String, String> = [
+    let env = env_of(&[
         ("PLUGIN_DIR", dir.path().to_str().unwrap()),
         ("CALL_TIMEOUT_MS", "1500"),
         ("SHUTDOWN_DELAY_SECS", "1"),
         ("DRAIN_TIMEOUT_SECS", "10"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    ]);
     let host = HostProcess::start(&env);
     host.wait_ready(Duration::from_secs(30)).await;
 

@@ -3,8 +3,7 @@
 //! type, headers, body schema), and malformed input always refused.
 
 use crate::EXCLUSIVE;
-use crate::process::{HostProcess, run_tool, write_file};
-use std::collections::HashMap;
+use crate::process::{HostProcess, env_of, run_tool, write_file};
 use std::time::Duration;
 
 const TOKEN: &str = "fuzz-test-token";
@@ -12,9 +11,7 @@ const TOKEN: &str = "fuzz-test-token";
 #[tokio::test]
 async fn a_schema_driven_fuzzer_finds_no_server_error_and_no_answer_off_the_spec() {
     let _exclusive = EXCLUSIVE.lock().await;
-    let env: HashMap<String, String> =
-        [("ADMIN_TOKEN", TOKEN)].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let host = HostProcess::start(&env);
+    let host = HostProcess::start(&env_of(&[("ADMIN_TOKEN", TOKEN)]));
     host.wait_ready(Duration::from_secs(30)).await;
     let schema = host.url("/openapi.json");
     let auth = format!("Authorization: Bearer {TOKEN}");

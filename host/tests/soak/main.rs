@@ -30,8 +30,7 @@ fn plugin_dir_env(
     dir: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> std::collections::HashMap<String, String> {
-    let mut env: std::collections::HashMap<String, String> =
-        [("PLUGIN_DIR".to_string(), dir.to_str().unwrap().to_string())].into();
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut env = process::env_of(&[("PLUGIN_DIR", dir.to_str().unwrap())]);
+    env.extend(process::env_of(extra));
     env
 }
