@@ -185,6 +185,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PLUGIN_OUTPUT_LIMIT_BYTES", default_value_t = 16 * 1024)]
     pub plugin_output_limit_bytes: usize,
 
+    /// Calls one plugin instance may serve (after clean returns only) before it is
+    /// replaced; 1 gives every call a fresh instance.
+    #[arg(long, env = "PLUGIN_CALLS_PER_INSTANCE", default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub plugin_calls_per_instance: u32,
+
     /// Plugin calls that may run at once; more get 503 with Retry-After.
     #[arg(long, env = "MAX_CONCURRENT_CALLS", default_value_t = 64)]
     pub max_concurrent_calls: u32,

@@ -117,6 +117,7 @@ pub fn sandbox_limits(args: &ServeArgs) -> SandboxLimits {
         memory_limit: args.plugin_memory_limit_mib * 1024 * 1024,
         max_concurrent_calls: args.max_concurrent_calls,
         output_limit: args.plugin_output_limit_bytes,
+        calls_per_instance: args.plugin_calls_per_instance,
     }
 }
 

@@ -81,7 +81,11 @@ impl ActiveModel {
     /// Puts `incoming` in the serving pointer and keeps the version it replaces as
     /// `previous`; every swap (load, rollback, pin) goes through here.
     fn serve(&self, incoming: Arc<LoadedModel>) {
+        incoming.plugin.set_serving(true);
         let outgoing = self.serving.swap(Some(Arc::clone(&incoming)));
+        if let Some(outgoing) = outgoing.as_ref().filter(|o| !Arc::ptr_eq(o, &incoming)) {
+            outgoing.plugin.set_serving(false);
+        }
         crate::observe::swap(
             (&incoming.version, &incoming.digest),
             outgoing.as_deref().map(|m| (m.version.as_str(), m.digest.as_str())),

@@ -64,11 +64,7 @@ pub async fn predict(
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|r| from_rejection(r, state.max_body_bytes))?;
     let model = state.slot.current().ok_or_else(|| state.no_model())?;
-    let (rows, single) = match &body {
-        Value::Object(object) => (vec![to_row(object, 0, &model.info.inputs)?], true),
-        Value::Array(items) => (to_rows(items, &model.info.inputs, state.max_batch_rows)?, false),
-        _ => return Err(ApiError::invalid("expected a JSON object, or an array of objects")),
-    };
+    let (rows, single) = rows_from_json(&body, &model.info.inputs, state.max_batch_rows)?;
 
     let predictions = state
         .score(&model, rows)
@@ -102,6 +98,20 @@ pub(super) fn from_rejection(rejection: JsonRejection, limit: usize) -> ApiError
             ApiError::PayloadTooLarge(limit)
         }
         other => ApiError::MalformedJson(other.body_text()),
+    }
+}
+
+/// The plugin rows of a `/predict` body, and whether it was a single row (an object)
+/// rather than a batch (an array of objects).
+pub fn rows_from_json(
+    body: &Value,
+    inputs: &[FieldSpec],
+    max_rows: usize,
+) -> Result<(Vec<Vec<Field>>, bool), ApiError> {
+    match body {
+        Value::Object(object) => Ok((vec![to_row(object, 0, inputs)?], true)),
+        Value::Array(items) => Ok((to_rows(items, inputs, max_rows)?, false)),
+        _ => Err(ApiError::invalid("expected a JSON object, or an array of objects")),
     }
 }
 

@@ -19,6 +19,7 @@ const VALIDATION_LIMITS: SandboxLimits = SandboxLimits {
     memory_limit: 64 * 1024 * 1024,
     max_concurrent_calls: 1,
     output_limit: 16 * 1024,
+    calls_per_instance: 1,
 };
 
 pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {

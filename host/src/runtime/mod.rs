@@ -1,12 +1,14 @@
 //! The WebAssembly runtime: one `Engine` for the process, components compiled and
-//! pre-instantiated once per version, and a fresh `Store` per call with a memory cap
-//! and an epoch deadline. Knows nothing of HTTP, sources or registries.
+//! pre-instantiated once per version, instances in pooled slots with a memory cap and
+//! an epoch deadline per call, reused only after a clean return (see `warm`). Knows
+//! nothing of HTTP, sources or registries.
 
 mod bindings;
 mod compiled;
 mod epoch;
 mod output;
 mod sandbox;
+mod warm;
 
 pub use bindings::{
     ClassScore, Field, FieldSpec, FieldType, ModelInfo, PredictError, Prediction, Value, WORLD,
@@ -19,6 +21,7 @@ use sandbox::PluginState;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use warm::{Instance, WarmInstances};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
@@ -45,6 +48,18 @@ pub struct SandboxLimits {
     pub max_concurrent_calls: u32,
     /// Bytes of stdout and of stderr kept from one call for the log.
     pub output_limit: usize,
+    /// Calls one instance may serve before it is replaced; 1 gives every call a fresh
+    /// instance, so nothing a call leaves in the plugin's memory is seen by the next.
+    pub calls_per_instance: u32,
+}
+
+/// Where instances get their memories and tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Preallocated slots reused call after call (what the host serves with).
+    Pooling,
+    /// A fresh mapping per instance (kept for comparison in the benchmarks).
+    OnDemand,
 }
 
 /// Why a component could not become a plugin.
@@ -77,13 +92,29 @@ pub struct Runtime {
     linker: Linker<PluginState>,
     limits: SandboxLimits,
     compiled: Option<CompiledCache>,
+    /// Idle instances each serving plugin may keep.
+    warm_capacity: usize,
     _ticker: EpochTicker,
 }
 
 impl Runtime {
     /// With `compiled_cache`, compiled plugins are kept in (and reused from) that directory.
     pub fn new(limits: SandboxLimits, compiled_cache: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
-        let instances = limits.max_concurrent_calls + LOADER_SLOTS;
+        Self::with_allocation(limits, compiled_cache, Allocation::Pooling)
+    }
+
+    pub fn with_allocation(
+        limits: SandboxLimits,
+        compiled_cache: Option<PathBuf>,
+        allocation: Allocation,
+    ) -> anyhow::Result<Arc<Self>> {
+        // More idle instances than cores would rarely be used at once: calls run on
+        // the cores, and a miss only costs one instantiation.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let warm_capacity = (2 * cores).min(limits.max_concurrent_calls as usize);
+        // Slots for every call that may run, the serving version's idle instances, and
+        // loads; idle instances of a version that stops serving are dropped at once.
+        let instances = limits.max_concurrent_calls + warm_capacity as u32 + LOADER_SLOTS;
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(instances)
             .total_core_instances(instances * CORE_INSTANCES_PER_COMPONENT)
@@ -100,17 +131,17 @@ impl Runtime {
             .table_keep_resident(KEEP_RESIDENT);
 
         let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        config.wasm_component_model(true).epoch_interruption(true);
+        if allocation == Allocation::Pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
         sandbox::add_allowed_wasi(&mut linker)?;
         let ticker = EpochTicker::start(engine.clone(), EPOCH_PERIOD)?;
         let compiled = compiled_cache.map(|dir| CompiledCache::new(dir, &engine));
-        Ok(Arc::new(Self { engine, linker, limits, compiled, _ticker: ticker }))
+        Ok(Arc::new(Self { engine, linker, limits, compiled, warm_capacity, _ticker: ticker }))
     }
 
     pub fn limits(&self) -> SandboxLimits {
@@ -147,16 +178,19 @@ impl Runtime {
             .instantiate_pre(&component)
             .and_then(PredictorPre::new)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        Ok(Plugin { runtime: Arc::clone(self), pre, label: label.into() })
+        let warm = WarmInstances::new(self.warm_capacity, self.limits.calls_per_instance.max(1));
+        Ok(Plugin { runtime: Arc::clone(self), pre, label: label.into(), warm })
     }
 }
 
-/// A compiled, pre-instantiated plugin. Every call gets a fresh instance, so a trap
-/// or a runaway loop can never leak into the next call.
+/// A compiled, pre-instantiated plugin. A call runs in an idle instance that returned
+/// cleanly from an earlier call, or in a fresh one; an instance whose call trapped,
+/// timed out or hit its memory cap is never used again.
 pub struct Plugin {
     runtime: Arc<Runtime>,
     pre: PredictorPre<PluginState>,
     label: Arc<str>,
+    warm: WarmInstances,
 }
 
 impl Plugin {
@@ -169,34 +203,64 @@ impl Plugin {
         self.call(|predictor, store| predictor.call_predict(store, rows))
     }
 
+    /// Keeps idle instances for reuse while `serving`; otherwise drops them, so a
+    /// version that no longer serves holds no pool slots.
+    pub fn set_serving(&self, serving: bool) {
+        self.warm.keep(serving);
+    }
+
+    /// Idle instances kept for the next calls.
+    pub fn idle_instances(&self) -> usize {
+        self.warm.idle()
+    }
+
     fn call<R>(
         &self,
         f: impl FnOnce(&bindings::Predictor, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
+        let limits = self.runtime.limits;
+        let mut instance = match self.warm.take() {
+            Some(mut instance) => {
+                instance.store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
+                instance
+            }
+            None => self.instantiate()?,
+        };
+        let result =
+            f(&instance.predictor, &mut instance.store).map_err(|e| classify(e, &instance.store, limits));
+        instance.calls += 1;
+        self.log_output(instance.store.data());
+        self.warm.give_back(instance, result.is_ok());
+        result
+    }
+
+    /// A fresh instance in a new store. Instantiation runs plugin code too, so it can
+    /// run out of memory or time as well.
+    fn instantiate(&self) -> Result<Instance, CallError> {
         let limits = self.runtime.limits;
         let state = PluginState::new(limits.memory_limit, limits.output_limit);
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
         store.epoch_deadline_trap();
-
-        // Instantiation runs plugin code too, so it can run out of memory or time as well.
-        let result = match self.pre.instantiate(&mut store) {
-            Ok(predictor) => f(&predictor, &mut store).map_err(|e| classify(e, &store, limits)),
-            Err(e) => Err(match classify(e, &store, limits) {
-                CallError::Trap(message) => CallError::Instantiate(message),
-                other => other,
-            }),
-        };
-        self.log_output(store.data());
-        result
+        match self.pre.instantiate(&mut store) {
+            Ok(predictor) => Ok(Instance { store, predictor, calls: 0 }),
+            Err(e) => {
+                self.log_output(store.data());
+                Err(match classify(e, &store, limits) {
+                    CallError::Trap(message) => CallError::Instantiate(message),
+                    other => other,
+                })
+            }
+        }
     }
 
-    /// Forwards what the plugin printed to the host log, tagged with its version.
+    /// Forwards what the plugin printed during the call to the host log, tagged with
+    /// its version.
     fn log_output(&self, state: &PluginState) {
         for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
-            let (kept, dropped) = pipe.contents();
-            if !kept.is_empty() {
+            let (kept, dropped) = pipe.take();
+            if !kept.is_empty() || dropped > 0 {
                 let text = String::from_utf8_lossy(&kept);
                 let output = text.trim_end();
                 tracing::warn!(plugin = %self.label, stream, output, dropped_bytes = dropped, "plugin output");

@@ -27,9 +27,11 @@ impl CappedOutput {
         Self { kept: Arc::default(), dropped: Arc::default(), cap }
     }
 
-    /// What was kept, and how many bytes beyond it were dropped.
-    pub fn contents(&self) -> (Vec<u8>, usize) {
-        (self.kept.lock().expect("output lock").clone(), self.dropped.load(Ordering::Relaxed))
+    /// What was kept since the last call, and how many bytes beyond it were dropped;
+    /// starts over, so an instance that serves again gets its full allowance.
+    pub fn take(&self) -> (Vec<u8>, usize) {
+        let kept = std::mem::take(&mut *self.kept.lock().expect("output lock"));
+        (kept, self.dropped.swap(0, Ordering::Relaxed))
     }
 
     fn keep(&self, bytes: &[u8]) {

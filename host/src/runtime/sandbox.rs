@@ -40,7 +40,7 @@ pub fn is_allowed(import: &str) -> bool {
     ALLOWED_IMPORTS.contains(&unversioned)
 }
 
-/// Everything one plugin call owns; dropped with its store when the call ends.
+/// Everything one plugin instance owns; dropped with its store.
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -57,7 +57,7 @@ impl PluginState {
         Self {
             wasi,
             table: ResourceTable::new(),
-            memory: MemoryCap { limit: memory_limit, exceeded: false },
+            memory: MemoryCap { limit: memory_limit, exceeded: false, largest: 0 },
             stdout,
             stderr,
         }
@@ -75,6 +75,8 @@ impl WasiView for PluginState {
 pub struct MemoryCap {
     pub limit: usize,
     pub exceeded: bool,
+    /// The largest size any memory of the instance was allowed to reach, in bytes.
+    pub largest: usize,
 }
 
 /// Tables hold function references; this bounds the host memory they can take.
@@ -86,6 +88,7 @@ impl ResourceLimiter for MemoryCap {
             self.exceeded = true;
             return Ok(false);
         }
+        self.largest = self.largest.max(desired);
         Ok(true)
     }
 

@@ -1,0 +1,100 @@
+//! Micro-benchmarks of the runtime stage, on the bundled price-sensitivity plugin:
+//!
+//! - `call`: one-row predict in a fresh instance with the pooling allocator, in a fresh
+//!   instance allocated on demand, and in a warm (reused) pooled instance;
+//! - `json_to_rows`: a `/predict` body parsed and converted into plugin rows;
+//! - `batch_predict`: scoring 1, 64 and 1024 rows in one call (throughput per row).
+//!
+//! `cargo bench -p predict-host --bench runtime` (add `-- <filter>` for one group).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use plugin_artifacts::PRICE_SENSITIVITY_WASM;
+use predict_host::api::rows_from_json;
+use predict_host::runtime::{Allocation, Field, Plugin, Runtime, SandboxLimits};
+use serde_json::Value;
+use std::hint::black_box;
+use std::time::Duration;
+
+/// The runbook's seed basket.
+const SEED: &str = r#"{"BASKET_SIZE":"M","BASKET_TYPE":"MIXED","STORE_REGION":"LONDON","STORE_FORMAT":"LS","SPEND":125.50,"QUANTITY":3,"PROD_CODE_20":"FOOD","PROD_CODE_30":"FRESH"}"#;
+const BATCH_SIZES: [usize; 3] = [1, 64, 1024];
+
+/// A serving plugin on a runtime of its own; `calls_per_instance` 1 means a fresh
+/// instance for every call.
+fn plugin(allocation: Allocation, calls_per_instance: u32) -> Plugin {
+    let limits = SandboxLimits {
+        call_timeout: Duration::from_secs(1),
+        memory_limit: 64 << 20,
+        max_concurrent_calls: 4,
+        output_limit: 16 << 10,
+        calls_per_instance,
+    };
+    let runtime = Runtime::with_allocation(limits, None, allocation).expect("runtime");
+    let plugin = runtime.prepare(PRICE_SENSITIVITY_WASM, "bench", "bench").expect("bundled plugin");
+    plugin.set_serving(true);
+    plugin
+}
+
+/// A JSON array of `rows` copies of the seed basket.
+fn batch_body(rows: usize) -> String {
+    format!("[{}]", vec![SEED; rows].join(","))
+}
+
+fn rows(plugin: &Plugin, body: &str) -> Vec<Vec<Field>> {
+    let inputs = plugin.info().expect("info").inputs;
+    let body: Value = serde_json::from_str(body).expect("JSON");
+    rows_from_json(&body, &inputs, usize::MAX).expect("rows").0
+}
+
+fn call(c: &mut Criterion) {
+    let mut group = c.benchmark_group("call");
+    let variants = [
+        ("pooling_fresh_instance", Allocation::Pooling, 1),
+        ("on_demand_fresh_instance", Allocation::OnDemand, 1),
+        ("pooling_warm_instance", Allocation::Pooling, u32::MAX),
+    ];
+    for (name, allocation, calls_per_instance) in variants {
+        let plugin = plugin(allocation, calls_per_instance);
+        let row = rows(&plugin, SEED);
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(plugin.predict(black_box(&row)).expect("call").expect("prediction")))
+        });
+    }
+    group.finish();
+}
+
+fn json_to_rows(c: &mut Criterion) {
+    let mut group = c.benchmark_group("json_to_rows");
+    let inputs = plugin(Allocation::Pooling, 1).info().expect("info").inputs;
+    for size in BATCH_SIZES {
+        let body = batch_body(size);
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &body, |b, body| {
+            b.iter(|| {
+                let value: Value = serde_json::from_slice(black_box(body.as_bytes())).expect("JSON");
+                black_box(rows_from_json(&value, &inputs, usize::MAX).expect("rows"))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn batch_predict(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch_predict");
+    let plugin = plugin(Allocation::Pooling, u32::MAX);
+    for size in BATCH_SIZES {
+        let batch = rows(&plugin, &batch_body(size));
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
+            b.iter(|| black_box(plugin.predict(black_box(batch)).expect("call").expect("predictions")))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = runtime;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = call, json_to_rows, batch_predict
+}
+criterion_main!(runtime);
