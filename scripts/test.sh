@@ -25,3 +25,8 @@ scripts/build-release.sh
 # The Dockerfile and Kubernetes manifests: rendered, schema-validated, checkov, hadolint.
 scripts/check-deploy.sh
 cargo test --release --workspace --locked
+# The criterion micro-benchmarks, each run once as a test so they cannot rot.
+cargo test --release -p predict-host --bench runtime --locked
+# The benchmark against the ceiling and incumbent servers, in smoke mode (seconds per
+# step, one concurrency level): it runs end to end; its figures are not judged here.
+python3 bench/run.py --smoke

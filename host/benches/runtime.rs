@@ -14,6 +14,7 @@ use predict_host::runtime::{Allocation, Field, Plugin, Runtime, SandboxLimits};
 use serde_json::Value;
 use std::hint::black_box;
 use std::time::Duration;
+use tokio::runtime::Runtime as Executor;
 
 /// The runbook's seed basket.
 const SEED: &str = r#"{"BASKET_SIZE":"M","BASKET_TYPE":"MIXED","STORE_REGION":"LONDON","STORE_FORMAT":"LS","SPEND":125.50,"QUANTITY":3,"PROD_CODE_20":"FOOD","PROD_CODE_30":"FRESH"}"#;
@@ -40,13 +41,20 @@ fn batch_body(rows: usize) -> String {
     format!("[{}]", vec![SEED; rows].join(","))
 }
 
-fn rows(plugin: &Plugin, body: &str) -> Vec<Vec<Field>> {
-    let inputs = plugin.info().expect("info").inputs;
+/// Plugin calls are async (they yield at epoch ticks); the benchmarks drive them on a
+/// single-threaded executor, as a request task would.
+fn executor() -> Executor {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("executor")
+}
+
+fn rows(tokio: &Executor, plugin: &Plugin, body: &str) -> Vec<Vec<Field>> {
+    let inputs = tokio.block_on(plugin.info()).expect("info").inputs;
     let body: Value = serde_json::from_str(body).expect("JSON");
     rows_from_json(&body, &inputs, usize::MAX).expect("rows").0
 }
 
 fn call(c: &mut Criterion) {
+    let tokio = executor();
     let mut group = c.benchmark_group("call");
     let variants = [
         ("pooling_fresh_instance", Allocation::Pooling, 1),
@@ -55,9 +63,11 @@ fn call(c: &mut Criterion) {
     ];
     for (name, allocation, calls_per_instance) in variants {
         let plugin = plugin(allocation, calls_per_instance);
-        let row = rows(&plugin, SEED);
+        let row = rows(&tokio, &plugin, SEED);
         group.bench_function(name, |b| {
-            b.iter(|| black_box(plugin.predict(black_box(&row)).expect("call").expect("prediction")))
+            b.iter(|| {
+                black_box(tokio.block_on(plugin.predict(black_box(&row))).expect("call").expect("prediction"))
+            })
         });
     }
     group.finish();
@@ -65,7 +75,7 @@ fn call(c: &mut Criterion) {
 
 fn json_to_rows(c: &mut Criterion) {
     let mut group = c.benchmark_group("json_to_rows");
-    let inputs = plugin(Allocation::Pooling, 1).info().expect("info").inputs;
+    let inputs = executor().block_on(plugin(Allocation::Pooling, 1).info()).expect("info").inputs;
     for size in BATCH_SIZES {
         let body = batch_body(size);
         group.throughput(Throughput::Elements(size as u64));
@@ -80,13 +90,18 @@ fn json_to_rows(c: &mut Criterion) {
 }
 
 fn batch_predict(c: &mut Criterion) {
+    let tokio = executor();
     let mut group = c.benchmark_group("batch_predict");
     let plugin = plugin(Allocation::Pooling, u32::MAX);
     for size in BATCH_SIZES {
-        let batch = rows(&plugin, &batch_body(size));
+        let batch = rows(&tokio, &plugin, &batch_body(size));
         group.throughput(Throughput::Elements(size as u64));
         group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
-            b.iter(|| black_box(plugin.predict(black_box(batch)).expect("call").expect("predictions")))
+            b.iter(|| {
+                black_box(
+                    tokio.block_on(plugin.predict(black_box(batch))).expect("call").expect("predictions"),
+                )
+            })
         });
     }
     group.finish();

@@ -25,11 +25,13 @@ pub enum LoadFailure {
     Sample(String),
 }
 
-/// Loads `artifact`. Blocking (it compiles): run it off the async executor.
+/// Loads `artifact`. Blocking (it compiles): run it with `spawn_blocking`, so the
+/// plugin's first calls can run on the runtime's handle.
 pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, LoadFailure> {
     let started = Instant::now();
     let plugin = runtime.prepare(&artifact.bytes, &artifact.sha256, &artifact.version)?;
-    let info = plugin.info().map_err(LoadFailure::Info)?;
+    let tokio = tokio::runtime::Handle::current();
+    let info = tokio.block_on(plugin.info()).map_err(LoadFailure::Info)?;
     check_info(&info).map_err(LoadFailure::BadInfo)?;
 
     let mut model = LoadedModel {
@@ -44,8 +46,8 @@ pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, L
         load_time: started.elapsed(),
         plugin,
     };
-    model
-        .predict(std::slice::from_ref(&model.info.sample))
+    tokio
+        .block_on(model.predict(std::slice::from_ref(&model.info.sample)))
         .map_err(|e| LoadFailure::Sample(e.to_string()))?;
     model.load_time = started.elapsed();
     Ok(model)

@@ -42,17 +42,18 @@ pub enum PredictFailure {
 }
 
 impl LoadedModel {
-    /// Scores `rows` (blocking: run it off the async executor) and checks the answer.
-    pub fn predict(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
+    /// Scores `rows` and checks the answer. The plugin runs on the calling task and
+    /// yields at every epoch tick, so it never holds a thread for long.
+    pub async fn predict(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
         let started = Instant::now();
-        let outcome = self.score(rows);
+        let outcome = self.score(rows).await;
         let failure = outcome.as_ref().err().and_then(PredictFailure::kind);
         crate::observe::plugin_call(&self.version, started.elapsed(), failure);
         outcome
     }
 
-    fn score(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
-        let predictions = self.plugin.predict(rows)?.map_err(|e| match e {
+    async fn score(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
+        let predictions = self.plugin.predict(rows).await?.map_err(|e| match e {
             PredictError::InvalidInput((row, message)) => PredictFailure::InvalidInput { row, message },
             PredictError::Internal(message) => PredictFailure::Internal(message),
         })?;

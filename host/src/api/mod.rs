@@ -65,8 +65,8 @@ impl AppState {
         self
     }
 
-    /// Scores `rows` on `model` off the async executor, within the bound on concurrent
-    /// plugin calls (beyond it: [`ApiError::Overloaded`]). The inner result is the plugin's.
+    /// Scores `rows` on `model` within the bound on concurrent plugin calls (beyond it:
+    /// [`ApiError::Overloaded`]). The inner result is the plugin's.
     async fn score(
         &self,
         model: &Arc<LoadedModel>,
@@ -75,13 +75,9 @@ impl AppState {
         let permit = Arc::clone(&self.calls)
             .try_acquire_owned()
             .map_err(|_| ApiError::Overloaded(self.max_concurrent_calls))?;
-        let model = Arc::clone(model);
-        let outcome = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            model.predict(&rows)
-        })
-        .await;
-        Ok(outcome.expect("plugin calls never panic the host"))
+        let outcome = model.predict(&rows).await;
+        drop(permit);
+        Ok(outcome)
     }
 
     fn no_model(&self) -> ApiError {

@@ -2,9 +2,12 @@
 //! Only the types the rest of the host needs are re-exported.
 
 mod generated {
+    // Exports are called with `call_async`: a call runs on a fiber that yields to the
+    // async executor at every epoch tick, so a slow plugin never holds a worker thread.
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "predictor",
+        exports: { default: async },
     });
 }
 

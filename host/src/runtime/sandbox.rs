@@ -8,10 +8,12 @@
 //! fails to load, with the import named.
 
 use super::output::CappedOutput;
+use std::time::Instant;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, Result};
-use wasmtime_wasi::p2::bindings::{cli, random, sync::io as sync_io};
+use wasmtime_wasi::p2::bindings::{cli, random};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_io::bindings::wasi::io as wasi_io;
 
 /// Interfaces (without version) a plugin may import. Everything else is refused at load.
 pub const ALLOWED_IMPORTS: &[&str] = &[
@@ -47,6 +49,8 @@ pub struct PluginState {
     pub memory: MemoryCap,
     pub stdout: CappedOutput,
     pub stderr: CappedOutput,
+    /// When the running call must stop (checked at every epoch tick).
+    pub deadline: Instant,
 }
 
 impl PluginState {
@@ -60,6 +64,7 @@ impl PluginState {
             memory: MemoryCap { limit: memory_limit, exceeded: false, largest: 0 },
             stdout,
             stderr,
+            deadline: Instant::now(),
         }
     }
 }
@@ -108,9 +113,9 @@ pub fn add_allowed_wasi(linker: &mut Linker<PluginState>) -> Result<()> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::random::WasiRandom;
     let l = linker;
-    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
-    sync_io::poll::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
-    sync_io::streams::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
+    wasi_io::error::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
+    wasi_io::poll::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
+    wasi_io::streams::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
     cli::environment::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
     cli::exit::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
     cli::stdin::add_to_linker::<_, WasiCli>(l, PluginState::cli)?;
