@@ -38,6 +38,37 @@ async fn infinite_loop_answers_504_within_the_deadline() {
     app.stop().await;
 }
 
+/// The label the misbehave fixture answers to `action`.
+async fn answer(app: &TestApp, action: &str) -> String {
+    let (status, body) = app.predict(&json!({"action": action})).await;
+    assert_eq!(status, 200, "{action}: {body}");
+    body["prediction"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_instance_serves_again_after_a_clean_return_and_never_after_a_fault() {
+    let (app, _dir) = misbehaving_app(&["--call-timeout-ms", "300"]).await;
+    // Calls in sequence take the most recently returned instance: the second `mark`
+    // runs where the first one did.
+    assert_eq!(answer(&app, "mark").await, "EMPTY");
+    assert_eq!(answer(&app, "mark").await, "SEEN");
+    // Each fault poisons its instance first; had it been kept, the next call would run
+    // in it and see the poison.
+    for (fault, status) in [("poison-trap", 500), ("poison-spin", 504), ("poison-grow", 500)] {
+        let (got, body) = app.predict(&json!({"action": fault})).await;
+        assert_eq!(got, status, "{fault}: {body}");
+        assert_eq!(answer(&app, "poisoned").await, "EMPTY", "after {fault}");
+    }
+    app.stop().await;
+
+    // With one call per instance, no call sees another's state.
+    let (app, _dir) = misbehaving_app(&["--plugin-calls-per-instance", "1"]).await;
+    for _ in 0..3 {
+        assert_eq!(answer(&app, "mark").await, "EMPTY");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn every_runtime_fault_gets_its_status_and_the_next_request_is_served() {
     let (app, _dir) = misbehaving_app(&["--call-timeout-ms", "2000"]).await;
