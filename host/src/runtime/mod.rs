@@ -224,11 +224,6 @@ impl Plugin {
         self.warm.keep(serving);
     }
 
-    /// Idle instances kept for the next calls.
-    pub fn idle_instances(&self) -> usize {
-        self.warm.idle()
-    }
-
     /// An instance with the call's deadline set: an idle one, or a fresh one.
     async fn checkout(&self) -> Result<Instance, CallError> {
         match self.warm.take() {

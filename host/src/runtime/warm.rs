@@ -78,9 +78,4 @@ impl WarmInstances {
         // Dropping stores returns their slots to the pool; done outside the lock.
         drop(dropped);
     }
-
-    /// Idle instances kept now.
-    pub fn idle(&self) -> usize {
-        self.state.lock().expect("warm instances lock").instances.len()
-    }
 }
