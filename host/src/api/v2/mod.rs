@@ -61,6 +61,8 @@ pub fn routes() -> Router<AppState> {
         model_infer,
         version_infer
     ),
+    // Responses described by a type (`InferResponses`) do not register their bodies.
+    components(schemas(InferResponse)),
     tags((name = TAG, description = "KServe V2 REST inference, as Triton and KServe serve it: JSON tensors only."))
 )]
 pub struct V2Docs;
@@ -86,6 +88,42 @@ impl IntoResponse for Failure {
             Self::Api(error) => error.into_response(),
         }
     }
+}
+
+/// What both inference routes answer, but for their own 404 (one names the version).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description only: answers are built by `infer`
+enum InferResponses {
+    #[response(status = 200, description = "One label and one row of probabilities per batch element",
+        content_type = "application/json",
+        headers(("x-model-version" = String, description = "The model version that answered")))]
+    Inferred(InferResponse),
+    #[response(
+        status = 400,
+        description = "Malformed JSON, or tensors that do not fit the model's inputs",
+        content_type = "application/json"
+    )]
+    BadRequest(V2Error),
+    #[response(
+        status = 413,
+        description = "The body exceeds the size limit",
+        content_type = "application/json"
+    )]
+    TooLarge(V2Error),
+    #[response(
+        status = 415,
+        description = "The body is not declared as application/json",
+        content_type = "application/json"
+    )]
+    NotJson(V2Error),
+    #[response(status = 500, description = "The model plugin failed", content_type = "application/json")]
+    PluginFailed(V2Error),
+    #[response(status = 503, description = "No model version is loaded, or every plugin call slot is busy",
+        content_type = "application/json",
+        headers(("retry-after" = String, description = "Seconds to wait, when the server is overloaded")))]
+    Unavailable(V2Error),
+    #[response(status = 504, description = "The model plugin timed out", content_type = "application/json")]
+    TimedOut(V2Error),
 }
 
 fn bad<T>(message: impl Into<String>) -> Result<T, Failure> {
@@ -255,23 +293,8 @@ async fn version_ready(
             ]
         })),
     responses(
-        (status = 200, description = "One label and one row of probabilities per batch element",
-            body = InferResponse, content_type = "application/json",
-            headers(("x-model-version" = String, description = "The model version that answered"))),
-        (status = 400, description = "Malformed JSON, or tensors that do not fit the model's inputs",
-            body = V2Error, content_type = "application/json"),
+        InferResponses,
         (status = 404, description = "No model of that name", body = V2Error, content_type = "application/json"),
-        (status = 413, description = "The body exceeds the size limit", body = V2Error,
-            content_type = "application/json"),
-        (status = 415, description = "The body is not declared as application/json", body = V2Error,
-            content_type = "application/json"),
-        (status = 500, description = "The model plugin failed", body = V2Error,
-            content_type = "application/json"),
-        (status = 503, description = "No model version is loaded, or every plugin call slot is busy",
-            body = V2Error, content_type = "application/json",
-            headers(("retry-after" = String, description = "Seconds to wait, when the server is overloaded"))),
-        (status = 504, description = "The model plugin timed out", body = V2Error,
-            content_type = "application/json"),
     )
 )]
 async fn model_infer(
@@ -295,23 +318,8 @@ async fn model_infer(
     request_body(content = InferRequest, content_type = "application/json",
         description = "JSON tensors, one per model input field"),
     responses(
-        (status = 200, description = "One label and one row of probabilities per batch element",
-            body = InferResponse, content_type = "application/json",
-            headers(("x-model-version" = String, description = "The model version that answered"))),
-        (status = 400, description = "Malformed JSON, or tensors that do not fit the model's inputs",
-            body = V2Error, content_type = "application/json"),
+        InferResponses,
         (status = 404, description = "No model of that name, or that version is not serving", body = V2Error,
-            content_type = "application/json"),
-        (status = 413, description = "The body exceeds the size limit", body = V2Error,
-            content_type = "application/json"),
-        (status = 415, description = "The body is not declared as application/json", body = V2Error,
-            content_type = "application/json"),
-        (status = 500, description = "The model plugin failed", body = V2Error,
-            content_type = "application/json"),
-        (status = 503, description = "No model version is loaded, or every plugin call slot is busy",
-            body = V2Error, content_type = "application/json",
-            headers(("retry-after" = String, description = "Seconds to wait, when the server is overloaded"))),
-        (status = 504, description = "The model plugin timed out", body = V2Error,
             content_type = "application/json"),
     )
 )]
