@@ -4,7 +4,11 @@ one machine, with one load generator (wrk), and reports ratios.
 
 - ceiling: bench/ceiling, the same HTTP stack parsing the same basket, no model;
 - incumbent: bench/incumbent, FastAPI + scikit-learn under uvicorn, one worker per core;
-- predict-host: the release build serving its bundled plugin, as `serve` runs by default.
+- predict-host: serving its bundled plugin, as `serve` runs by default.
+
+The full run builds both servers in the `dist` profile the container image ships (release
+plus fat LTO; the first build takes a while); the smoke run uses `release`, which CI has
+built already. `--profile` picks another.
 
 Then, on predict-host alone: batch throughput (rows/s, and plugin time per call from its
 own /metrics) and the cost of hot swaps (p99 while versions swap in vs. steady state).
@@ -133,9 +137,9 @@ def plugin_seconds(port):
     return total, count
 
 
-def build():
+def build(profile):
     sh("rustup", "target", "add", "wasm32-wasip2")
-    sh("cargo", "build", "--release", "--locked", "-p", "predict-host", "-p", "bench-ceiling")
+    sh("cargo", "build", "--profile", profile, "--locked", "-p", "predict-host", "-p", "bench-ceiling")
     model_out = os.path.join(ROOT, "target", "bench", "model-out")
     sh("cargo", "run", "--release", "--locked", "-q", "-p", "price-sensitivity-model", "--features", "train",
        "--bin", "train-price-sensitivity", "--", model_out)
@@ -153,21 +157,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a few seconds per step, concurrency 16 only")
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "bench"))
+    parser.add_argument("--profile", help="cargo profile of both servers (default: dist; release with --smoke)")
     options = parser.parse_args()
+    profile = options.profile or ("release" if options.smoke else "dist")
+    built = os.path.join(ROOT, "target", profile)
     seconds, warmup = (2, 1) if options.smoke else (10, 3)
     concurrency = [16] if options.smoke else [1, 16, 64]
     batches = [1, 64] if options.smoke else [1, 64, 1024]
     cores = os.cpu_count() or 1
     os.makedirs(options.out, exist_ok=True)
 
-    train_csv = build()
-    host_binary = os.path.join(ROOT, "target", "release", "predict-host")
+    train_csv = build(profile)
+    host_binary = os.path.join(built, "predict-host")
     host_env = {"LOG_FORMAT": "json", "RUST_LOG": "info"}
-    results = {"machine": machine(), "mode": "smoke" if options.smoke else "full", "seconds": seconds,
+    results = {"machine": machine(), "mode": "smoke" if options.smoke else "full", "profile": profile,
+               "seconds": seconds,
                "servers": {}, "batch": {}, "swap": {}}
 
     specs = [
-        ("ceiling", [os.path.join(ROOT, "target", "release", "bench-ceiling")], None, ROOT),
+        ("ceiling", [os.path.join(built, "bench-ceiling")], None, ROOT),
         ("incumbent", [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--workers",
                        str(cores), "--log-level", "warning"], {"TRAIN_CSV": train_csv},
          os.path.join(ROOT, "bench", "incumbent")),
@@ -188,7 +196,7 @@ def main():
 
     # Batches and swaps, on predict-host serving a plugin directory.
     plugins = tempfile.mkdtemp(prefix="bench-plugins-")
-    wasm = max(glob.glob(os.path.join(ROOT, "target", "release", "build", "plugin-artifacts-*", "out",
+    wasm = max(glob.glob(os.path.join(built, "build", "plugin-artifacts-*", "out",
                                       "price-sensitivity.wasm")), key=os.path.getmtime)
     shutil.copy(wasm, os.path.join(plugins, "price-sensitivity-1.wasm"))
     port = free_port()
@@ -246,7 +254,8 @@ def write_reports(results, out, concurrency):
     host, ceiling, incumbent = servers["predict-host"], servers["ceiling"], servers["incumbent"]
     lines = [
         f"Machine: {results['machine']['cpus']} × {results['machine']['cpu']}; "
-        f"{results['seconds']} s per run after warm-up; wrk on the same machine; mode {results['mode']}.",
+        f"{results['seconds']} s per run after warm-up; wrk on the same machine; "
+        f"mode {results['mode']}, cargo profile {results['profile']}.",
         "",
         "| server | connections | req/s | p50 | p99 | p99.9 | errors | idle RSS | peak RSS |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The release build of predict-host: the one the container image ships and CI builds.
+# The optimised build of predict-host, in the cargo profile named by the argument:
+#   scripts/build-release.sh          `release`, what CI builds and tests;
+#   scripts/build-release.sh dist     `dist` (release + fat LTO, one codegen unit), what
+#                                     the container image ships and the full benchmark runs.
 #
 # plugin-artifacts/build.rs compiles the bundled price-sensitivity plugin from source for
 # wasm32-wasip2 (a nested cargo build) and the host embeds it, so that target must be
@@ -12,9 +15,10 @@ if command -v rustup >/dev/null; then
   rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
 fi
 
-cargo build --release --locked -p predict-host
+profile="${1:-release}"
+cargo build --profile "$profile" --locked -p predict-host
 
-binary="${CARGO_TARGET_DIR:-target}/release/predict-host"
+binary="${CARGO_TARGET_DIR:-target}/$profile/predict-host"
 if [ ! -x "$binary" ]; then
   echo "build-release: $binary is missing after the build" >&2
   exit 1

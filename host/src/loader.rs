@@ -5,7 +5,7 @@
 use crate::artifact::Artifact;
 use crate::artifact::signature::{PluginKey, SignatureError};
 use crate::model::LoadedModel;
-use crate::runtime::{CallError, LoadError, ModelInfo, Runtime};
+use crate::runtime::{CallError, LoadError, ModelInfo, Runtime, priority};
 use crate::slot::{ActiveModel, LoadFailureRecord};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,8 +25,9 @@ pub enum LoadFailure {
     Sample(String),
 }
 
-/// Loads `artifact`. Blocking (it compiles): run it with `spawn_blocking`, so the
-/// plugin's first calls can run on the runtime's handle.
+/// Loads `artifact`. Blocking (it compiles): run it on a thread of its own inside the
+/// tokio runtime ([`priority::run_in_background`]), so the plugin's first calls can run
+/// on the runtime's handle.
 pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, LoadFailure> {
     let started = Instant::now();
     let plugin = runtime.prepare(&artifact.bytes, &artifact.sha256, &artifact.version)?;
@@ -128,15 +129,17 @@ impl Loader {
         let (version, digest, identity) =
             (artifact.version.clone(), artifact.digest.clone(), artifact.identity());
         let (runtime, key) = (Arc::clone(&self.runtime), self.key.clone());
-        let outcome =
-            tokio::task::spawn_blocking(move || load_verified(&runtime, key.as_ref(), artifact)).await;
+        let outcome = priority::run_in_background("model-load", move || {
+            load_verified(&runtime, key.as_ref(), artifact)
+        })
+        .await;
         let (kind, reason) = match outcome {
             Ok(Ok(model)) => {
                 self.slot.swap(model);
                 return Ok(());
             }
             Ok(Err(failure)) => (failure.kind(), failure.to_string()),
-            Err(join) => ("panic", format!("loading panicked: {join}")),
+            Err(e) => ("panic", format!("loading failed: {e}")),
         };
         self.refused.lock().expect("refusals lock").insert(identity, reason.clone());
         self.slot.record_failure(LoadFailureRecord {

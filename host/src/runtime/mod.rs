@@ -7,6 +7,7 @@ mod bindings;
 mod compiled;
 mod epoch;
 mod output;
+pub mod priority;
 mod sandbox;
 mod warm;
 
@@ -116,6 +117,7 @@ impl Runtime {
     ) -> anyhow::Result<Arc<Self>> {
         // More idle instances than cores would rarely be used at once: calls run on
         // the cores, and a miss only costs one instantiation.
+        priority::compile_in_background();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let warm_capacity = (2 * cores).min(limits.max_concurrent_calls as usize);
         // Slots for every call that may run, the serving version's idle instances, and

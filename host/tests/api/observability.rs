@@ -59,7 +59,11 @@ fn misbehave_host(dir: &std::path::Path) -> HostProcess {
 }
 
 fn log_entries(host: &HostProcess) -> Vec<Value> {
-    host.logs.lock().unwrap().iter().filter_map(|line| serde_json::from_str(line).ok()).collect()
+    parsed(&host.logs.lock().unwrap())
+}
+
+fn parsed(lines: &[String]) -> Vec<Value> {
+    lines.iter().filter_map(|line| serde_json::from_str(line).ok()).collect()
 }
 
 #[tokio::test]
@@ -154,4 +158,64 @@ async fn every_request_is_logged_with_its_id_and_a_swap_writes_one_line() {
         .collect();
     assert_eq!(swaps.len(), 1, "{swaps:?}");
     assert_eq!(swaps[0]["replaced"], "1");
+}
+
+/// Busy worker threads write their log lines in batches: under a burst every request still
+/// gets exactly one whole line, all of them written by the time the host exits.
+#[tokio::test]
+async fn a_burst_is_logged_line_for_line_by_the_time_the_host_exits() {
+    const CLIENTS: usize = 16;
+    const PER_CLIENT: usize = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let host = misbehave_host(dir.path());
+    host.wait_ready(Duration::from_secs(30)).await;
+
+    let mut clients = Vec::new();
+    for client in 0..CLIENTS {
+        let (http, url) = (host.client.clone(), host.url("/predict"));
+        clients.push(tokio::spawn(async move {
+            for n in 0..PER_CLIENT {
+                let response = http
+                    .post(&url)
+                    .header("x-request-id", format!("burst-{client}-{n}"))
+                    .json(&json!({"action": "ok"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        }));
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+    // Stop at once: whatever a worker still holds must reach stderr before the exit.
+    let logs = std::sync::Arc::clone(&host.logs);
+    let status = tokio::task::spawn_blocking(move || host.terminate()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let burst_ids = |lines: &[String]| -> std::collections::HashSet<String> {
+        parsed(lines)
+            .iter()
+            .filter(|e| e["message"] == "finished processing request")
+            .filter_map(|e| e["span"]["request_id"].as_str().filter(|id| id.starts_with("burst-")))
+            .map(str::to_string)
+            .collect()
+    };
+    // The process has exited; its last bytes may still be on their way through the pipe.
+    let all_logged = async {
+        while burst_ids(&logs.lock().unwrap()).len() < CLIENTS * PER_CLIENT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let complete = tokio::time::timeout(Duration::from_secs(5), all_logged).await.is_ok();
+    let lines = logs.lock().unwrap().clone();
+    assert!(complete, "{} of {} request lines logged", burst_ids(&lines).len(), CLIENTS * PER_CLIENT);
+    let torn: Vec<_> = lines.iter().filter(|l| serde_json::from_str::<Value>(l).is_err()).collect();
+    assert!(torn.is_empty(), "lines that are not whole JSON: {torn:?}");
+    let lines_per_request = parsed(&lines)
+        .iter()
+        .filter(|e| e["message"] == "finished processing request" && e["span"]["request_id"] == "burst-3-7")
+        .count();
+    assert_eq!(lines_per_request, 1);
 }

@@ -1,0 +1,44 @@
+//! Compiling and proving a new version runs at a lower CPU priority than serving: a
+//! swap's compile (hundreds of milliseconds of CPU, more for a large plugin) then takes
+//! what requests leave over instead of competing with them, which is what keeps p99
+//! during a swap near steady state.
+
+/// The nice value of loading and compiling threads (serving threads keep 0).
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`], for good: an
+/// unprivileged thread cannot raise it again, so only threads made for background work
+/// call this. Best effort: where it fails, the work runs at normal priority.
+pub fn lower_this_thread() {
+    // SAFETY: setpriority has no memory effects. On Linux the nice value is per thread,
+    // and `who = 0` names the calling thread.
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) };
+}
+
+/// Makes the threads wasmtime compiles on (rayon's global pool) background threads.
+/// Only the first call in a process takes effect; the pool is made before any compile.
+pub fn compile_in_background() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("compile-{i}"))
+        .start_handler(|_| lower_this_thread())
+        .build_global();
+}
+
+/// Runs `work` on a thread of its own at background priority, inside the current tokio
+/// runtime (so it may `block_on` plugin calls), and waits for its result.
+pub async fn run_in_background<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let runtime = tokio::runtime::Handle::current();
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            lower_this_thread();
+            let _inside = runtime.enter();
+            let _ = done.send(work());
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    result.await.map_err(|_| "panicked".to_string())
+}
