@@ -25,9 +25,9 @@ pub enum LoadFailure {
     Sample(String),
 }
 
-/// Loads `artifact`. Blocking (it compiles): run it on a thread of its own inside the
-/// tokio runtime ([`priority::run_in_background`]), so the plugin's first calls can run
-/// on the runtime's handle.
+/// Loads `artifact`. Blocking (it compiles): run it off the async workers but inside the
+/// tokio runtime, so the plugin's first calls can run on the runtime's handle — with
+/// [`priority::run_in_background`] while serving, or `spawn_blocking` in a CLI command.
 pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, LoadFailure> {
     let started = Instant::now();
     let plugin = runtime.prepare(&artifact.bytes, &artifact.sha256, &artifact.version)?;

@@ -115,9 +115,10 @@ impl Runtime {
         compiled_cache: Option<PathBuf>,
         allocation: Allocation,
     ) -> anyhow::Result<Arc<Self>> {
+        // Before the first compile, so wasmtime's compile threads start at low priority.
+        priority::compile_in_background();
         // More idle instances than cores would rarely be used at once: calls run on
         // the cores, and a miss only costs one instantiation.
-        priority::compile_in_background();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let warm_capacity = (2 * cores).min(limits.max_concurrent_calls as usize);
         // Slots for every call that may run, the serving version's idle instances, and

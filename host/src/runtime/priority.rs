@@ -1,7 +1,7 @@
 //! Compiling and proving a new version runs at a lower CPU priority than serving: a
 //! swap's compile (hundreds of milliseconds of CPU, more for a large plugin) then takes
-//! what requests leave over instead of competing with them, which is what keeps p99
-//! during a swap near steady state.
+//! what requests leave over rather than competing with them as an equal. (Measured, the
+//! swap p99 fell only a little: BENCHMARKS.md.)
 
 /// The nice value of loading and compiling threads (serving threads keep 0).
 pub const BACKGROUND_NICE: i32 = 10;
