@@ -3,14 +3,18 @@
 //! - `call`: one-row predict in a fresh instance with the pooling allocator, in a fresh
 //!   instance allocated on demand, and in a warm (reused) pooled instance;
 //! - `json_to_rows`: a `/predict` body parsed and converted into plugin rows;
-//! - `batch_predict`: scoring 1, 64 and 1024 rows in one call (throughput per row).
+//! - `batch_predict`: scoring 1, 64 and 1024 rows in one call (throughput per row), as
+//!   the host serves them (`predict-columns`, the answer turned into predictions);
+//! - `batch_predict_rows`: the same through the plugin's row-by-row `predict` export.
 //!
 //! `cargo bench -p predict-host --bench runtime` (add `-- <filter>` for one group).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use plugin_artifacts::PRICE_SENSITIVITY_WASM;
 use predict_host::api::rows_from_json;
-use predict_host::runtime::{Allocation, Field, Plugin, Runtime, SandboxLimits};
+use predict_host::runtime::{
+    Allocation, Answer, Field, ModelInfo, Plugin, Prediction, Runtime, SandboxLimits, predictions_from_scores,
+};
 use serde_json::Value;
 use std::hint::black_box;
 use std::time::Duration;
@@ -47,10 +51,18 @@ fn executor() -> Executor {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("executor")
 }
 
-fn rows(tokio: &Executor, plugin: &Plugin, body: &str) -> Vec<Vec<Field>> {
-    let inputs = tokio.block_on(plugin.info()).expect("info").inputs;
+fn rows(info: &ModelInfo, body: &str) -> Vec<Vec<Field>> {
     let body: Value = serde_json::from_str(body).expect("JSON");
-    rows_from_json(&body, &inputs, usize::MAX).expect("rows").0
+    rows_from_json(&body, &info.inputs, usize::MAX).expect("rows").0
+}
+
+/// Scores `rows` as the host serves a request: by column when the plugin can, the
+/// answer turned into one prediction per row.
+fn score(tokio: &Executor, plugin: &Plugin, info: &ModelInfo, rows: &[Vec<Field>]) -> Vec<Prediction> {
+    match tokio.block_on(plugin.predict(rows, &info.inputs)).expect("call").expect("answer") {
+        Answer::Predictions(predictions) => predictions,
+        Answer::Scores(scores) => predictions_from_scores(scores, &info.labels, rows.len()).expect("shape"),
+    }
 }
 
 fn call(c: &mut Criterion) {
@@ -63,12 +75,9 @@ fn call(c: &mut Criterion) {
     ];
     for (name, allocation, calls_per_instance) in variants {
         let plugin = plugin(allocation, calls_per_instance);
-        let row = rows(&tokio, &plugin, SEED);
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                black_box(tokio.block_on(plugin.predict(black_box(&row))).expect("call").expect("prediction"))
-            })
-        });
+        let info = tokio.block_on(plugin.info()).expect("info");
+        let row = rows(&info, SEED);
+        group.bench_function(name, |b| b.iter(|| black_box(score(&tokio, &plugin, &info, black_box(&row)))));
     }
     group.finish();
 }
@@ -91,15 +100,28 @@ fn json_to_rows(c: &mut Criterion) {
 
 fn batch_predict(c: &mut Criterion) {
     let tokio = executor();
-    let mut group = c.benchmark_group("batch_predict");
     let plugin = plugin(Allocation::Pooling, u32::MAX);
+    let info = tokio.block_on(plugin.info()).expect("info");
+    let mut group = c.benchmark_group("batch_predict");
     for size in BATCH_SIZES {
-        let batch = rows(&tokio, &plugin, &batch_body(size));
+        let batch = rows(&info, &batch_body(size));
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
+            b.iter(|| black_box(score(&tokio, &plugin, &info, black_box(batch))))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("batch_predict_rows");
+    for size in BATCH_SIZES {
+        let batch = rows(&info, &batch_body(size));
         group.throughput(Throughput::Elements(size as u64));
         group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
             b.iter(|| {
                 black_box(
-                    tokio.block_on(plugin.predict(black_box(batch))).expect("call").expect("predictions"),
+                    tokio
+                        .block_on(plugin.predict_rows(black_box(batch)))
+                        .expect("call")
+                        .expect("predictions"),
                 )
             })
         });

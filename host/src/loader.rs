@@ -5,7 +5,7 @@
 use crate::artifact::Artifact;
 use crate::artifact::signature::{PluginKey, SignatureError};
 use crate::model::LoadedModel;
-use crate::runtime::{CallError, LoadError, ModelInfo, Runtime, priority};
+use crate::runtime::{BATCH_WORLD, CallError, LoadError, ModelInfo, Prediction, Runtime, priority};
 use crate::slot::{ActiveModel, LoadFailureRecord};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -47,11 +47,39 @@ pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, L
         load_time: started.elapsed(),
         plugin,
     };
-    tokio
-        .block_on(model.predict(std::slice::from_ref(&model.info.sample)))
-        .map_err(|e| LoadFailure::Sample(e.to_string()))?;
+    self_test(&tokio, &model).map_err(LoadFailure::Sample)?;
     model.load_time = started.elapsed();
     Ok(model)
+}
+
+/// Scores the plugin's own sample. A batch-predictor scores it twice more, as a batch of
+/// two (the host sends batches to `predict-columns`, single rows to `predict`), and
+/// both answers must agree: otherwise a row's answer would depend on its company.
+fn self_test(tokio: &tokio::runtime::Handle, model: &LoadedModel) -> Result<(), String> {
+    let sample = &model.info.sample;
+    let alone = tokio.block_on(model.predict(std::slice::from_ref(sample))).map_err(|e| e.to_string())?;
+    if model.plugin.world() != BATCH_WORLD {
+        return Ok(());
+    }
+    let in_batch = tokio
+        .block_on(model.predict(&[sample.clone(), sample.clone()]))
+        .map_err(|e| format!("as a batch (predict-columns): {e}"))?;
+    match in_batch.iter().find(|p| !same_answer(p, &alone[0])) {
+        Some(p) => {
+            Err(format!("predict-columns answers {:?} where predict answers {:?}", p.label, alone[0].label))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The same label, and each label's probability within rounding.
+fn same_answer(a: &Prediction, b: &Prediction) -> bool {
+    a.label == b.label
+        && a.scores.len() == b.scores.len()
+        && a.scores
+            .iter()
+            .zip(&b.scores)
+            .all(|(x, y)| x.label == y.label && (x.probability - y.probability).abs() <= 1e-9)
 }
 
 impl LoadFailure {

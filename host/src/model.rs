@@ -2,7 +2,9 @@
 //! and the checks every answer of the plugin must pass before it reaches a client.
 
 use crate::artifact::Origin;
-use crate::runtime::{CallError, Field, ModelInfo, Plugin, PredictError, Prediction};
+use crate::runtime::{
+    Answer, CallError, Field, ModelInfo, Plugin, PredictError, Prediction, predictions_from_scores,
+};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Tolerance on the sum of one prediction's probabilities.
@@ -53,10 +55,15 @@ impl LoadedModel {
     }
 
     async fn score(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
-        let predictions = self.plugin.predict(rows).await?.map_err(|e| match e {
+        let answer = self.plugin.predict(rows, &self.info.inputs).await?.map_err(|e| match e {
             PredictError::InvalidInput((row, message)) => PredictFailure::InvalidInput { row, message },
             PredictError::Internal(message) => PredictFailure::Internal(message),
         })?;
+        let predictions = match answer {
+            Answer::Predictions(predictions) => predictions,
+            Answer::Scores(scores) => predictions_from_scores(scores, &self.info.labels, rows.len())
+                .map_err(PredictFailure::BadOutput)?,
+        };
         check_predictions(&self.info.labels, rows.len(), &predictions).map_err(PredictFailure::BadOutput)?;
         Ok(predictions)
     }

@@ -5,7 +5,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::artifact::Origin;
 use crate::model::LoadedModel;
-use crate::runtime::{FieldType, WORLD};
+use crate::runtime::FieldType;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -98,7 +98,7 @@ fn describe(model: &LoadedModel) -> Value {
         "model_version": model.version,
         "plugin_version": model.info.version,
         "description": model.info.description,
-        "world": WORLD,
+        "world": model.plugin.world(),
         "source": source,
         "digest": model.digest,
         "signed": model.signed,

@@ -7,7 +7,7 @@ use crate::aws::AwsClients;
 use crate::config::PublishArgs;
 use crate::loader;
 use crate::registry::{ModelRegistry, NewVersion};
-use crate::runtime::{Runtime, SandboxLimits, WORLD};
+use crate::runtime::{Runtime, SandboxLimits};
 use anyhow::{Context, bail};
 use serde_json::json;
 use std::time::Duration;
@@ -97,7 +97,7 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         .create_version(&NewVersion {
             artifact_url: &plugin_url.to_string(),
             sha256: &sha256,
-            world: WORLD,
+            world: model.plugin.world(),
             signature: signature.as_deref(),
             metrics_url: metrics_url.as_deref(),
             description: Some(&description),

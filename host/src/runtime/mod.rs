@@ -4,6 +4,7 @@
 //! nothing of HTTP, sources or registries.
 
 mod bindings;
+mod columns;
 mod compiled;
 mod epoch;
 mod output;
@@ -12,10 +13,12 @@ mod sandbox;
 mod warm;
 
 pub use bindings::{
-    ClassScore, Field, FieldSpec, FieldType, ModelInfo, PredictError, Prediction, Value, WORLD,
+    BATCH_WORLD, BatchScores, ClassScore, Field, FieldSpec, FieldType, ModelInfo, PredictError, Prediction,
+    Value, WORLD,
 };
+pub use columns::{batch_from_rows, predictions_from_scores};
 
-use bindings::PredictorPre;
+use bindings::{Exports, ExportsPre, PREDICT_COLUMNS};
 use compiled::CompiledCache;
 use epoch::EpochTicker;
 use sandbox::PluginState;
@@ -41,6 +44,10 @@ const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 4;
 /// Bytes of each memory and table kept mapped between calls (see `Runtime::new`).
 const KEEP_RESIDENT: usize = 2 << 20;
+/// The smallest batch sent by column to a plugin that can take one. A single row costs
+/// less by row (3.4 vs 4.4 µs for the bundled plugin); two rows already cost less by
+/// column (5.0 vs 5.7 µs), and 1024 rows a quarter (0.65 vs 2.46 ms).
+const COLUMNS_FROM_ROWS: usize = 2;
 /// Core module instances a plugin component may create.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 
@@ -160,7 +167,8 @@ impl Runtime {
     }
 
     /// Compiles `bytes` (whose sha256 is `sha256`, in hex) or takes the compiled form from
-    /// the cache, and checks its imports and exports against the predictor world.
+    /// the cache, and checks its imports and exports against the predictor world (or
+    /// the batch-predictor world, if it exports `predict-columns`).
     /// `label` tags the plugin's log output.
     pub fn prepare(self: &Arc<Self>, bytes: &[u8], sha256: &str, label: &str) -> Result<Plugin, LoadError> {
         let component = match self.compiled.as_ref().and_then(|c| c.load(&self.engine, sha256)) {
@@ -184,10 +192,12 @@ impl Runtime {
         if !disallowed.is_empty() {
             return Err(LoadError::DisallowedImports(disallowed.join(", ")));
         }
+        let exports_columns =
+            component.component_type().exports(&self.engine).any(|(name, _)| name == PREDICT_COLUMNS);
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .and_then(PredictorPre::new)
+            .and_then(|pre| ExportsPre::new(pre, exports_columns))
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let warm = WarmInstances::new(self.warm_capacity, self.limits.calls_per_instance.max(1));
         Ok(Plugin { runtime: Arc::clone(self), pre, label: label.into(), warm })
@@ -199,7 +209,7 @@ impl Runtime {
 /// timed out or hit its memory cap is never used again.
 pub struct Plugin {
     runtime: Arc<Runtime>,
-    pre: PredictorPre<PluginState>,
+    pre: ExportsPre,
     label: Arc<str>,
     warm: WarmInstances,
 }
@@ -207,18 +217,44 @@ pub struct Plugin {
 impl Plugin {
     pub async fn info(&self) -> Result<ModelInfo, CallError> {
         let mut instance = self.checkout().await?;
-        let result = instance.predictor.call_info(&mut instance.store).await;
+        let result = instance.exports.call_info(&mut instance.store).await;
         self.checkin(instance, result)
     }
 
-    /// Scores `rows`. The outer error is the plugin's failure; the inner one its answer.
+    /// Scores `rows` with `predict-columns` if the plugin exports it and there are at
+    /// least [`COLUMNS_FROM_ROWS`] rows (`inputs`, from its `info`, give the column
+    /// order), with `predict` otherwise. The outer error is the plugin's failure; the
+    /// inner one its answer.
     pub async fn predict(
+        &self,
+        rows: &[Vec<Field>],
+        inputs: &[FieldSpec],
+    ) -> Result<Result<Answer, PredictError>, CallError> {
+        let mut instance = self.checkout().await?;
+        let store = &mut instance.store;
+        let result = match &instance.exports {
+            Exports::Columns(exports) if rows.len() >= COLUMNS_FROM_ROWS => {
+                let batch = batch_from_rows(rows, inputs);
+                exports.call_predict_columns(store, &batch).await.map(|answer| answer.map(Answer::Scores))
+            }
+            exports => exports.call_predict(store, rows).await.map(|answer| answer.map(Answer::Predictions)),
+        };
+        self.checkin(instance, result)
+    }
+
+    /// Scores `rows` with the plugin's `predict` export, whatever else it exports.
+    pub async fn predict_rows(
         &self,
         rows: &[Vec<Field>],
     ) -> Result<Result<Vec<Prediction>, PredictError>, CallError> {
         let mut instance = self.checkout().await?;
-        let result = instance.predictor.call_predict(&mut instance.store, rows).await;
+        let result = instance.exports.call_predict(&mut instance.store, rows).await;
         self.checkin(instance, result)
+    }
+
+    /// The world the plugin is bound to.
+    pub fn world(&self) -> &'static str {
+        self.pre.world()
     }
 
     /// Keeps idle instances for reuse while `serving`; otherwise drops them, so a
@@ -268,7 +304,7 @@ impl Plugin {
         });
         start_call(&mut store, limits.call_timeout);
         match self.pre.instantiate_async(&mut store).await {
-            Ok(predictor) => Ok(Instance { store, predictor, calls: 0 }),
+            Ok(exports) => Ok(Instance { store, exports, calls: 0 }),
             Err(e) => {
                 self.log_output(store.data());
                 Err(match classify(e, &store, limits) {
@@ -291,6 +327,14 @@ impl Plugin {
             }
         }
     }
+}
+
+/// A plugin's answer to a batch, in the layout of the export that gave it.
+pub enum Answer {
+    /// From `predict`: one prediction per row.
+    Predictions(Vec<Prediction>),
+    /// From `predict-columns`: see [`predictions_from_scores`].
+    Scores(BatchScores),
 }
 
 /// Gives the next call on `store` its full budget from now; the epoch callback checks

@@ -18,6 +18,7 @@ use wasmtime_wasi_io::bindings::wasi::io as wasi_io;
 /// Interfaces (without version) a plugin may import. Everything else is refused at load.
 pub const ALLOWED_IMPORTS: &[&str] = &[
     "mlops:predictor/types",
+    "mlops:predictor/columns",
     "wasi:cli/environment",
     "wasi:cli/exit",
     "wasi:cli/stdin",

@@ -7,7 +7,7 @@
 //! stops serving drops its idle instances at once, so their pool slots are free for
 //! the next one.
 
-use super::bindings::Predictor;
+use super::bindings::Exports;
 use super::sandbox::PluginState;
 use std::sync::Mutex;
 use wasmtime::Store;
@@ -19,7 +19,7 @@ pub const MAX_WARM_MEMORY: usize = 4 << 20;
 /// One instantiated plugin with the store that owns it.
 pub struct Instance {
     pub store: Store<PluginState>,
-    pub predictor: Predictor,
+    pub exports: Exports,
     /// Calls this instance has served.
     pub calls: u32,
 }

@@ -139,6 +139,11 @@ async fn hostile_and_broken_plugins_are_refused_at_load() {
         ("trap-in-info", fixtures::TRAP_IN_INFO, "info() failed"),
         ("fails-own-sample", fixtures::FAILS_OWN_SAMPLE, "scoring its own sample failed"),
         ("other-world", fixtures::OTHER_WORLD, "does not implement"),
+        (
+            "columns-disagree",
+            fixtures::COLUMNS_DISAGREE,
+            "predict-columns answers \"NO\" where predict answers \"YES\"",
+        ),
     ];
     for (name, path, expected) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! with real plugin components built from source.
 
 mod admin;
+mod columns;
 mod deploy;
 mod faults;
 mod helpers;

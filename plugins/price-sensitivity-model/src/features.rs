@@ -12,6 +12,15 @@ pub enum Value<'a> {
     Text(&'a str),
 }
 
+/// One field value ready to encode: a number, or the position of a text among its
+/// field's categories (`None` for an unseen one). A caller scoring many rows looks each
+/// distinct text up once rather than once per row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Resolved {
+    Number(f64),
+    Category(Option<usize>),
+}
+
 /// Z-scoring of one numeric input after `ln(1 + x)`, fitted on the training split.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Standardizer {
@@ -45,19 +54,27 @@ impl LinearModel {
     /// `OneHotEncoder(handle_unknown="ignore")` does. A value of the wrong kind is
     /// treated the same way; callers validate kinds before scoring.
     pub fn encode(&self, values: &[Value<'_>; FIELDS.len()]) -> SparseRow {
+        let mut resolved = [Resolved::Category(None); FIELDS.len()];
+        for ((spec, value), slot) in FIELDS.iter().zip(values).zip(resolved.iter_mut()) {
+            *slot = match (spec.kind, value) {
+                (_, Value::Number(x)) => Resolved::Number(*x),
+                (kind, Value::Text(code)) => Resolved::Category(kind.category_index(code)),
+            };
+        }
+        self.encode_resolved(&resolved)
+    }
+
+    /// Encodes values whose categories are already looked up (see [`Resolved`]).
+    pub fn encode_resolved(&self, values: &[Resolved; FIELDS.len()]) -> SparseRow {
         let mut active = [(0, 0.0); FIELDS.len()];
         let mut offset = 0;
         let mut numeric = 0;
         for ((spec, value), slot) in FIELDS.iter().zip(values).zip(active.iter_mut()) {
             match (spec.kind, value) {
-                (FieldKind::Number, Value::Number(x)) => {
+                (FieldKind::Number, Resolved::Number(x)) => {
                     *slot = (offset, self.scaling[numeric].apply(*x));
                 }
-                (FieldKind::Category(codes), Value::Text(code)) => {
-                    if let Some(i) = codes.iter().position(|c| c == code) {
-                        *slot = (offset + i, 1.0);
-                    }
-                }
+                (FieldKind::Category(_), Resolved::Category(Some(i))) => *slot = (offset + i, 1.0),
                 _ => {}
             }
             match spec.kind {

@@ -15,5 +15,5 @@ pub mod evaluate;
 #[cfg(feature = "train")]
 pub mod train;
 
-pub use features::{LinearModel, Standardizer, Value};
+pub use features::{LinearModel, Resolved, Standardizer, Value};
 pub use schema::{FIELDS, FieldKind, FieldSpec, LABELS, N_FEATURES, N_LABELS};

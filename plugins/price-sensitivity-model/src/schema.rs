@@ -13,6 +13,16 @@ pub enum FieldKind {
     Category(&'static [&'static str]),
 }
 
+impl FieldKind {
+    /// Position of `code` among this field's categories; `None` if unseen or not a category.
+    pub fn category_index(&self, code: &str) -> Option<usize> {
+        match self {
+            Self::Category(codes) => codes.iter().position(|c| *c == code),
+            Self::Number => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct FieldSpec {
     pub name: &'static str,
