@@ -82,6 +82,7 @@ async fn new_version_swaps_in_under_load_with_no_failed_request() {
     }
     let info = app.info().await;
     assert_eq!(info["previous_version"], "1");
+    assert_eq!(info["world"], "mlops:predictor/batch-predictor@1.1.0", "the bundled plugin scores by column");
     Arc::into_inner(app).expect("clients are done").stop().await;
 }
 
