@@ -52,9 +52,9 @@ pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, L
     Ok(model)
 }
 
-/// Scores the plugin's own sample. A batch-predictor scores it twice more, as a batch of
-/// two (the host sends batches to `predict-columns`, single rows to `predict`), and
-/// both answers must agree: otherwise a row's answer would depend on its company.
+/// Scores the plugin's own sample. A batch-predictor scores it once more, in a batch of
+/// two (the host sends batches to `predict-columns`, single rows to `predict`), and the
+/// answers must agree: otherwise a row's answer would depend on its company.
 fn self_test(tokio: &tokio::runtime::Handle, model: &LoadedModel) -> Result<(), String> {
     let sample = &model.info.sample;
     let alone = tokio.block_on(model.predict(std::slice::from_ref(sample))).map_err(|e| e.to_string())?;
