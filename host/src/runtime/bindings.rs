@@ -28,21 +28,19 @@ mod rows_only {
     });
 }
 
-pub use generated::BatchPredictor;
-use generated::BatchPredictorPre;
 pub use generated::mlops::predictor::columns::{Batch, BatchScores, Cell};
 pub use generated::mlops::predictor::types::{
     ClassScore, Field, FieldSpec, FieldType, ModelInfo, PredictError, Prediction, Value,
 };
-pub use rows_only::Predictor;
-use rows_only::PredictorPre;
+use generated::{BatchPredictor, BatchPredictorPre};
+use rows_only::{Predictor, PredictorPre};
 
 /// The world every plugin must implement.
 pub const WORLD: &str = "mlops:predictor/predictor@1.1.0";
 /// The world of plugins that also score by column.
 pub const BATCH_WORLD: &str = "mlops:predictor/batch-predictor@1.1.0";
 /// The export that makes a plugin a `batch-predictor`.
-pub const PREDICT_COLUMNS: &str = "predict-columns";
+const PREDICT_COLUMNS: &str = "predict-columns";
 
 /// A plugin's exports, checked against its world and ready to instantiate.
 pub enum ExportsPre {
@@ -53,7 +51,10 @@ pub enum ExportsPre {
 impl ExportsPre {
     /// Binds `pre` to `batch-predictor` if the plugin exports `predict-columns` (then
     /// with the type the contract gives it), and to `predictor` otherwise.
-    pub fn new(pre: InstancePre<PluginState>, exports_columns: bool) -> wasmtime::Result<Self> {
+    pub fn new(pre: InstancePre<PluginState>) -> wasmtime::Result<Self> {
+        let component = pre.component();
+        let exports_columns =
+            component.component_type().exports(component.engine()).any(|(name, _)| name == PREDICT_COLUMNS);
         if exports_columns {
             BatchPredictorPre::new(pre).map(Self::Columns)
         } else {

@@ -16,9 +16,10 @@ pub use bindings::{
     BATCH_WORLD, BatchScores, ClassScore, Field, FieldSpec, FieldType, ModelInfo, PredictError, Prediction,
     Value, WORLD,
 };
-pub use columns::{batch_from_rows, predictions_from_scores};
+pub use columns::predictions_from_scores;
 
-use bindings::{Exports, ExportsPre, PREDICT_COLUMNS};
+use bindings::{Exports, ExportsPre};
+use columns::batch_from_rows;
 use compiled::CompiledCache;
 use epoch::EpochTicker;
 use sandbox::PluginState;
@@ -192,12 +193,10 @@ impl Runtime {
         if !disallowed.is_empty() {
             return Err(LoadError::DisallowedImports(disallowed.join(", ")));
         }
-        let exports_columns =
-            component.component_type().exports(&self.engine).any(|(name, _)| name == PREDICT_COLUMNS);
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .and_then(|pre| ExportsPre::new(pre, exports_columns))
+            .and_then(ExportsPre::new)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let warm = WarmInstances::new(self.warm_capacity, self.limits.calls_per_instance.max(1));
         Ok(Plugin { runtime: Arc::clone(self), pre, label: label.into(), warm })
