@@ -12,7 +12,8 @@ built already. `--profile` picks another.
 
 Then, on predict-host alone: batch throughput (rows/s, and plugin time per call from its
 own /metrics, at one connection and at 16) and the cost of hot swaps (p99 while
-versions swap in vs. steady state).
+versions swap in vs. steady state, and in the run after, while the last version is
+compiled again with Cranelift).
 
     bench/run.py            full run (about 4 minutes once built): writes target/bench/results.{json,md}
     bench/run.py --smoke    seconds per step, one concurrency level: keeps this from rotting
@@ -243,8 +244,15 @@ def main():
     publisher.start()
     swapping = wrk(host.url, SEED, 16, seconds)
     publisher.join()
+    # Swaps compile with Winch; a version that has served TIER_UP_AFTER (3 s) is compiled
+    # again with Cranelift, which the run above never reaches (a swap every second). The
+    # last version's recompile falls in this run.
+    after = wrk(host.url, SEED, 16, seconds)
+    info = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/model/info").read())
     results["swap"] = {"steady": steady, "during_swaps": swapping, "swaps": len(swaps),
-                       "p99_ratio": swapping["p99_us"] / steady["p99_us"]}
+                       "p99_ratio": swapping["p99_us"] / steady["p99_us"],
+                       "after_swaps": after, "after_p99_ratio": after["p99_us"] / steady["p99_us"],
+                       "compiler_after": info.get("compiler")}
     host.stop()
 
     write_reports(results, options.out, concurrency)
@@ -295,7 +303,11 @@ def write_reports(results, out, concurrency):
     s = results["swap"]
     lines += ["", f"Hot swaps: {s['swaps']} versions swapped in during a {results['seconds']} s run at 16 "
                   f"connections: p99 {fmt_us(s['during_swaps']['p99_us'])} vs. {fmt_us(s['steady']['p99_us'])} "
-                  f"steady ({s['p99_ratio']:.2f}×), errors {s['during_swaps']['errors'] + s['during_swaps']['non_2xx']}."]
+                  f"steady ({s['p99_ratio']:.2f}×), errors {s['during_swaps']['errors'] + s['during_swaps']['non_2xx']}. "
+                  f"The {results['seconds']} s after them, while the last version is compiled again with "
+                  f"Cranelift: p99 {fmt_us(s['after_swaps']['p99_us'])} ({s['after_p99_ratio']:.2f}×), errors "
+                  f"{s['after_swaps']['errors'] + s['after_swaps']['non_2xx']}; code serving at the end: "
+                  f"{s['compiler_after']}."]
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -304,6 +316,9 @@ def write_reports(results, out, concurrency):
     print()
     print(markdown)
     failed = [n for n, d in servers.items() for r in d["runs"].values() if r["errors"] + r["non_2xx"]]
+    failed += [f"predict-host ({step})" for step, r in [("during swaps", s["during_swaps"]),
+                                                         ("after swaps", s["after_swaps"])]
+               if r["errors"] + r["non_2xx"]]
     if failed:
         raise SystemExit(f"requests failed against: {', '.join(sorted(set(failed)))}")
 

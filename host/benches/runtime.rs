@@ -1,10 +1,14 @@
 //! Micro-benchmarks of the runtime stage, on the bundled price-sensitivity plugin:
 //!
+//! - `compile`: a plugin compiled and prepared by Cranelift (first loads, and every
+//!   version in the end) and by Winch (swaps);
 //! - `call`: one-row predict in a fresh instance with the pooling allocator, in a fresh
-//!   instance allocated on demand, and in a warm (reused) pooled instance;
+//!   instance allocated on demand, and in a warm (reused) pooled instance, of Cranelift's
+//!   code and of Winch's;
 //! - `json_to_rows`: a `/predict` body parsed and converted into plugin rows;
 //! - `batch_predict`: scoring 1, 64 and 1024 rows in one call (throughput per row), as
 //!   the host serves them (`predict-columns`, the answer turned into predictions);
+//! - `batch_predict_winch`: the same, of Winch's code;
 //! - `batch_predict_rows`: the same through the plugin's row-by-row `predict` export.
 //!
 //! `cargo bench -p predict-host --bench runtime` (add `-- <filter>` for one group).
@@ -13,10 +17,12 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use plugin_artifacts::PRICE_SENSITIVITY_WASM;
 use predict_host::api::rows_from_json;
 use predict_host::runtime::{
-    Allocation, Answer, Field, ModelInfo, Plugin, Prediction, Runtime, SandboxLimits, predictions_from_scores,
+    Allocation, Answer, Compiler, Field, ModelInfo, Plugin, Prediction, Runtime, SandboxLimits,
+    predictions_from_scores,
 };
 use serde_json::Value;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Runtime as Executor;
 
@@ -24,9 +30,7 @@ use tokio::runtime::Runtime as Executor;
 const SEED: &str = r#"{"BASKET_SIZE":"M","BASKET_TYPE":"MIXED","STORE_REGION":"LONDON","STORE_FORMAT":"LS","SPEND":125.50,"QUANTITY":3,"PROD_CODE_20":"FOOD","PROD_CODE_30":"FRESH"}"#;
 const BATCH_SIZES: [usize; 3] = [1, 64, 1024];
 
-/// A serving plugin on a runtime of its own; `calls_per_instance` 1 means a fresh
-/// instance for every call.
-fn plugin(allocation: Allocation, calls_per_instance: u32) -> Plugin {
+fn new_runtime(allocation: Allocation, calls_per_instance: u32) -> Arc<Runtime> {
     let limits = SandboxLimits {
         call_timeout: Duration::from_secs(1),
         memory_limit: 64 << 20,
@@ -34,8 +38,16 @@ fn plugin(allocation: Allocation, calls_per_instance: u32) -> Plugin {
         output_limit: 16 << 10,
         calls_per_instance,
     };
-    let runtime = Runtime::with_allocation(limits, None, allocation).expect("runtime");
-    let plugin = runtime.prepare(PRICE_SENSITIVITY_WASM, "bench", "bench").expect("bundled plugin");
+    Runtime::with_allocation(limits, None, allocation).expect("runtime")
+}
+
+/// A serving plugin compiled by `compiler` on a runtime of its own; `calls_per_instance`
+/// 1 means a fresh instance for every call.
+fn plugin(allocation: Allocation, calls_per_instance: u32, compiler: Compiler) -> Plugin {
+    let plugin = new_runtime(allocation, calls_per_instance)
+        .prepare(PRICE_SENSITIVITY_WASM, "bench", "bench", compiler)
+        .expect("bundled plugin");
+    assert_eq!(plugin.compiler(), compiler);
     plugin.set_serving(true);
     plugin
 }
@@ -65,16 +77,33 @@ fn score(tokio: &Executor, plugin: &Plugin, info: &ModelInfo, rows: &[Vec<Field>
     }
 }
 
+fn compile(c: &mut Criterion) {
+    let runtime = new_runtime(Allocation::Pooling, u32::MAX);
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    for compiler in [Compiler::Cranelift, Compiler::Winch] {
+        group.bench_function(compiler.name(), |b| {
+            b.iter(|| {
+                black_box(
+                    runtime.prepare(PRICE_SENSITIVITY_WASM, "bench", "bench", compiler).expect("plugin"),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
 fn call(c: &mut Criterion) {
     let tokio = executor();
     let mut group = c.benchmark_group("call");
     let variants = [
-        ("pooling_fresh_instance", Allocation::Pooling, 1),
-        ("on_demand_fresh_instance", Allocation::OnDemand, 1),
-        ("pooling_warm_instance", Allocation::Pooling, u32::MAX),
+        ("pooling_fresh_instance", Allocation::Pooling, 1, Compiler::Cranelift),
+        ("on_demand_fresh_instance", Allocation::OnDemand, 1, Compiler::Cranelift),
+        ("pooling_warm_instance", Allocation::Pooling, u32::MAX, Compiler::Cranelift),
+        ("pooling_warm_instance_winch", Allocation::Pooling, u32::MAX, Compiler::Winch),
     ];
-    for (name, allocation, calls_per_instance) in variants {
-        let plugin = plugin(allocation, calls_per_instance);
+    for (name, allocation, calls_per_instance, compiler) in variants {
+        let plugin = plugin(allocation, calls_per_instance, compiler);
         let info = tokio.block_on(plugin.info()).expect("info");
         let row = rows(&info, SEED);
         group.bench_function(name, |b| b.iter(|| black_box(score(&tokio, &plugin, &info, black_box(&row)))));
@@ -84,7 +113,8 @@ fn call(c: &mut Criterion) {
 
 fn json_to_rows(c: &mut Criterion) {
     let mut group = c.benchmark_group("json_to_rows");
-    let inputs = executor().block_on(plugin(Allocation::Pooling, 1).info()).expect("info").inputs;
+    let bundled = plugin(Allocation::Pooling, 1, Compiler::Cranelift);
+    let inputs = executor().block_on(bundled.info()).expect("info").inputs;
     for size in BATCH_SIZES {
         let body = batch_body(size);
         group.throughput(Throughput::Elements(size as u64));
@@ -100,14 +130,24 @@ fn json_to_rows(c: &mut Criterion) {
 
 fn batch_predict(c: &mut Criterion) {
     let tokio = executor();
-    let plugin = plugin(Allocation::Pooling, u32::MAX);
-    let info = tokio.block_on(plugin.info()).expect("info");
+    let cranelift = plugin(Allocation::Pooling, u32::MAX, Compiler::Cranelift);
+    let winch = plugin(Allocation::Pooling, u32::MAX, Compiler::Winch);
+    let info = tokio.block_on(cranelift.info()).expect("info");
     let mut group = c.benchmark_group("batch_predict");
     for size in BATCH_SIZES {
         let batch = rows(&info, &batch_body(size));
         group.throughput(Throughput::Elements(size as u64));
         group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
-            b.iter(|| black_box(score(&tokio, &plugin, &info, black_box(batch))))
+            b.iter(|| black_box(score(&tokio, &cranelift, &info, black_box(batch))))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("batch_predict_winch");
+    for size in BATCH_SIZES {
+        let batch = rows(&info, &batch_body(size));
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
+            b.iter(|| black_box(score(&tokio, &winch, &info, black_box(batch))))
         });
     }
     group.finish();
@@ -119,7 +159,7 @@ fn batch_predict(c: &mut Criterion) {
             b.iter(|| {
                 black_box(
                     tokio
-                        .block_on(plugin.predict_rows(black_box(batch)))
+                        .block_on(cranelift.predict_rows(black_box(batch)))
                         .expect("call")
                         .expect("predictions"),
                 )
@@ -132,6 +172,6 @@ fn batch_predict(c: &mut Criterion) {
 criterion_group! {
     name = runtime;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = call, json_to_rows, batch_predict
+    targets = compile, call, json_to_rows, batch_predict
 }
 criterion_main!(runtime);

@@ -26,6 +26,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// See [`ServeArgs::swap_compiler`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SwapCompiler {
+    Winch,
+    Cranelift,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve predictions over HTTP.
@@ -190,6 +197,17 @@ pub struct ServeArgs {
     #[arg(long, env = "PLUGIN_CALLS_PER_INSTANCE", default_value_t = 1000,
         value_parser = clap::value_parser!(u32).range(1..))]
     pub plugin_calls_per_instance: u32,
+
+    /// The compiler a swap uses: `winch` (a fifth of Cranelift's CPU, so requests keep
+    /// the cores; the version moves onto Cranelift's code once the CPU is idle) or
+    /// `cranelift` (the swap waits for optimised code). A first load uses Cranelift.
+    #[arg(long, env = "SWAP_COMPILER", value_enum, default_value_t = SwapCompiler::Winch)]
+    pub swap_compiler: SwapCompiler,
+
+    /// How long a version swapped in with Winch serves before it is compiled again with
+    /// Cranelift on idle CPU (a version replaced before then never is).
+    #[arg(long, env = "TIER_UP_AFTER", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub tier_up_after: Duration,
 
     /// Plugin calls that may run at once; more get 503 with Retry-After.
     #[arg(long, env = "MAX_CONCURRENT_CALLS", default_value_t = 64)]

@@ -19,3 +19,4 @@ pub mod server;
 pub mod slot;
 pub mod source;
 pub mod telemetry;
+pub mod tier_up;

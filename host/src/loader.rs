@@ -5,11 +5,12 @@
 use crate::artifact::Artifact;
 use crate::artifact::signature::{PluginKey, SignatureError};
 use crate::model::LoadedModel;
-use crate::runtime::{BATCH_WORLD, CallError, LoadError, ModelInfo, Prediction, Runtime, priority};
+use crate::runtime::{BATCH_WORLD, CallError, Compiler, LoadError, ModelInfo, Prediction, Runtime, priority};
 use crate::slot::{ActiveModel, LoadFailureRecord};
+use crate::tier_up::TierUp;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadFailure {
@@ -25,12 +26,17 @@ pub enum LoadFailure {
     Sample(String),
 }
 
-/// Loads `artifact`. Blocking (it compiles): run it off the async workers but inside the
-/// tokio runtime, so the plugin's first calls can run on the runtime's handle — with
-/// [`priority::run_in_background`] while serving, or `spawn_blocking` in a CLI command.
-pub fn load(runtime: &Arc<Runtime>, artifact: Artifact) -> Result<LoadedModel, LoadFailure> {
+/// Loads `artifact`, compiling it with `compiler`. Blocking (it compiles): run it off
+/// the async workers but inside the tokio runtime, so the plugin's first calls can run
+/// on the runtime's handle — with [`priority::run_in_background`] while serving, or
+/// `spawn_blocking` in a CLI command.
+pub fn load(
+    runtime: &Arc<Runtime>,
+    artifact: Artifact,
+    compiler: Compiler,
+) -> Result<LoadedModel, LoadFailure> {
     let started = Instant::now();
-    let plugin = runtime.prepare(&artifact.bytes, &artifact.sha256, &artifact.version)?;
+    let plugin = runtime.prepare(&artifact.bytes, &artifact.sha256, &artifact.version, compiler)?;
     let tokio = tokio::runtime::Handle::current();
     let info = tokio.block_on(plugin.info()).map_err(LoadFailure::Info)?;
     check_info(&info).map_err(LoadFailure::BadInfo)?;
@@ -73,7 +79,7 @@ fn self_test(tokio: &tokio::runtime::Handle, model: &LoadedModel) -> Result<(), 
 }
 
 /// The same label, and each label's probability within rounding.
-fn same_answer(a: &Prediction, b: &Prediction) -> bool {
+pub fn same_answer(a: &Prediction, b: &Prediction) -> bool {
     a.label == b.label
         && a.scores.len() == b.scores.len()
         && a.scores
@@ -114,13 +120,24 @@ pub fn load_verified(
     runtime: &Arc<Runtime>,
     key: Option<&PluginKey>,
     artifact: Artifact,
+    compiler: Compiler,
 ) -> Result<LoadedModel, LoadFailure> {
     if let Some(key) = key {
         key.verify(&artifact.sha256, artifact.signature.as_deref())?;
     }
-    let mut model = load(runtime, artifact)?;
+    let mut model = load(runtime, artifact, compiler)?;
     model.signature_verified = key.is_some();
     Ok(model)
+}
+
+/// How a swap compiles a version.
+#[derive(Debug, Clone, Copy)]
+pub struct SwapCompile {
+    /// The compiler of a swap (a first load uses Cranelift).
+    pub compiler: Compiler,
+    /// How long a version swapped in with Winch serves before it is compiled again with
+    /// Cranelift (if it still serves, or is the version a rollback restores).
+    pub recompile_after: Duration,
 }
 
 /// Loads candidate versions and swaps them in, remembering refusals by identity (digest
@@ -130,11 +147,19 @@ pub struct Loader {
     slot: Arc<ActiveModel>,
     key: Option<PluginKey>,
     refused: Mutex<HashMap<String, String>>,
+    swaps: SwapCompile,
+    /// Started with the first swap that compiles with Winch; `None` if it cannot start.
+    tier_up: OnceLock<Option<TierUp>>,
 }
 
 impl Loader {
-    pub fn new(runtime: Arc<Runtime>, slot: Arc<ActiveModel>, key: Option<PluginKey>) -> Self {
-        Self { runtime, slot, key, refused: Mutex::new(HashMap::new()) }
+    pub fn new(
+        runtime: Arc<Runtime>,
+        slot: Arc<ActiveModel>,
+        key: Option<PluginKey>,
+        swaps: SwapCompile,
+    ) -> Self {
+        Self { runtime, slot, key, refused: Mutex::new(HashMap::new()), swaps, tier_up: OnceLock::new() }
     }
 
     pub fn slot(&self) -> &Arc<ActiveModel> {
@@ -152,18 +177,30 @@ impl Loader {
     }
 
     /// Loads `artifact` and, if it proves sound, makes it the serving version.
-    /// On failure the serving version stays and the reason is recorded.
+    /// On failure the serving version stays and the reason is recorded. The first
+    /// version compiles with Cranelift; a swap with Winch, and then with Cranelift on
+    /// idle CPU (see `tier_up`), unless `SWAP_COMPILER` says Cranelift.
     pub async fn load_and_swap(&self, artifact: Artifact) -> Result<(), String> {
         let (version, digest, identity) =
             (artifact.version.clone(), artifact.digest.clone(), artifact.identity());
+        let compiler = if self.slot.current().is_some() { self.swaps.compiler } else { Compiler::Cranelift };
+        let recompile =
+            (compiler == Compiler::Winch).then(|| (artifact.bytes.clone(), artifact.sha256.clone()));
         let (runtime, key) = (Arc::clone(&self.runtime), self.key.clone());
         let outcome = priority::run_in_background("model-load", move || {
-            load_verified(&runtime, key.as_ref(), artifact)
+            load_verified(&runtime, key.as_ref(), artifact, compiler)
         })
         .await;
         let (kind, reason) = match outcome {
             Ok(Ok(model)) => {
-                self.slot.swap(model);
+                let model = self.slot.swap(model);
+                // Winch may have declined, and Cranelift compiled it already.
+                if let Some((bytes, sha256)) = recompile
+                    && model.plugin.compiler() == Compiler::Winch
+                    && let Some(tier_up) = self.tier_up()
+                {
+                    tier_up.request(model, bytes, sha256, Instant::now() + self.swaps.recompile_after);
+                }
                 return Ok(());
             }
             Ok(Err(failure)) => (failure.kind(), failure.to_string()),
@@ -178,5 +215,15 @@ impl Loader {
             at: SystemTime::now(),
         });
         Err(reason)
+    }
+
+    fn tier_up(&self) -> Option<&TierUp> {
+        self.tier_up
+            .get_or_init(|| {
+                TierUp::start(Arc::clone(&self.runtime), Arc::clone(&self.slot))
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot start recompiling with Cranelift"))
+                    .ok()
+            })
+            .as_ref()
     }
 }

@@ -65,17 +65,19 @@ impl ActiveModel {
     }
 
     /// Makes `model` the serving version; the one it replaces becomes `previous`.
-    pub fn swap(&self, model: LoadedModel) {
+    pub fn swap(&self, model: LoadedModel) -> Arc<LoadedModel> {
         let incoming = Arc::new(model);
         tracing::info!(
             version = %incoming.version,
             digest = %incoming.digest,
+            compiler = incoming.plugin.compiler().name(),
             load_ms = incoming.load_time.as_millis() as u64,
             replaced = self.current().map(|m| m.version.clone()).as_deref().unwrap_or("none"),
             "model version swapped in"
         );
         self.failures.lock().expect("failures lock").remove(&incoming.version);
-        self.serve(incoming);
+        self.serve(Arc::clone(&incoming));
+        incoming
     }
 
     /// Puts `incoming` in the serving pointer and keeps the version it replaces as

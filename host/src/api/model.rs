@@ -99,6 +99,7 @@ fn describe(model: &LoadedModel) -> Value {
         "plugin_version": model.info.version,
         "description": model.info.description,
         "world": model.plugin.world(),
+        "compiler": model.plugin.compiler().name(),
         "source": source,
         "digest": model.digest,
         "signed": model.signed,

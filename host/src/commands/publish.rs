@@ -7,7 +7,7 @@ use crate::aws::AwsClients;
 use crate::config::PublishArgs;
 use crate::loader;
 use crate::registry::{ModelRegistry, NewVersion};
-use crate::runtime::{Runtime, SandboxLimits};
+use crate::runtime::{Compiler, Runtime, SandboxLimits};
 use anyhow::{Context, bail};
 use serde_json::json;
 use std::time::Duration;
@@ -47,7 +47,8 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         bytes.clone(),
         None,
     );
-    let checked = tokio::task::spawn_blocking(move || loader::load(&runtime, candidate)).await?;
+    let checked =
+        tokio::task::spawn_blocking(move || loader::load(&runtime, candidate, Compiler::Cranelift)).await?;
     let model = match checked {
         Ok(model) => model,
         Err(e) => bail!("refusing to publish {}: {e}", args.plugin.display()),

@@ -1,4 +1,4 @@
-//! The epoch ticker: one thread that advances the engine's epoch at a fixed period,
+//! The epoch ticker: one thread that advances the engines' epoch at a fixed period,
 //! which is what turns a per-call epoch deadline into a wall-clock timeout.
 
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -12,12 +12,14 @@ pub struct EpochTicker {
 }
 
 impl EpochTicker {
-    pub fn start(engine: Engine, period: Duration) -> std::io::Result<Self> {
+    pub fn start(engines: Vec<Engine>, period: Duration) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
             // Dropping the sender (or sending) ends the loop.
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
-                engine.increment_epoch();
+                for engine in &engines {
+                    engine.increment_epoch();
+                }
             }
         })?;
         Ok(Self { stop: Some(stop), thread: Some(thread) })

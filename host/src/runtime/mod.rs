@@ -1,11 +1,12 @@
-//! The WebAssembly runtime: one `Engine` for the process, components compiled and
-//! pre-instantiated once per version, instances in pooled slots with a memory cap and
-//! an epoch deadline per call, reused only after a clean return (see `warm`). Knows
-//! nothing of HTTP, sources or registries.
+//! The WebAssembly runtime: an `Engine` per compiler for the process (see `compiler`),
+//! components compiled and pre-instantiated once per version, instances in pooled slots
+//! with a memory cap and an epoch deadline per call, reused only after a clean return
+//! (see `warm`). Knows nothing of HTTP, sources or registries.
 
 mod bindings;
 mod columns;
 mod compiled;
+mod compiler;
 mod epoch;
 mod output;
 pub mod priority;
@@ -17,20 +18,21 @@ pub use bindings::{
     Value, WORLD,
 };
 pub use columns::predictions_from_scores;
+pub use compiler::Compiler;
 
+use arc_swap::ArcSwap;
 use bindings::{Exports, ExportsPre};
 use columns::batch_from_rows;
 use compiled::CompiledCache;
+use compiler::Tier;
 use epoch::EpochTicker;
 use sandbox::PluginState;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warm::{Instance, WarmInstances};
-use wasmtime::component::{Component, Linker};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
-};
+use wasmtime::component::Component;
+use wasmtime::{Engine, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 
 /// How often the epoch advances: the granularity of call deadlines, and the longest
 /// a call runs before it yields its thread to other requests.
@@ -101,10 +103,12 @@ pub enum CallError {
     Instantiate(String),
 }
 
-/// The process-wide engine and linker.
+/// The process-wide engines and linkers.
 pub struct Runtime {
-    engine: Engine,
-    linker: Linker<PluginState>,
+    /// Cranelift: first loads, and every version in the end.
+    optimizing: Tier,
+    /// Winch, for swaps; `None` where it cannot run, and then Cranelift does everything.
+    baseline: Option<Tier>,
     limits: SandboxLimits,
     compiled: Option<CompiledCache>,
     /// Idle instances each serving plugin may keep.
@@ -149,43 +153,46 @@ impl Runtime {
             .total_stacks(instances)
             .async_stack_keep_resident(STACK_KEEP_RESIDENT);
 
-        let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
-        if allocation == Allocation::Pooling {
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        }
-        let engine = Engine::new(&config)?;
-
-        let mut linker = Linker::new(&engine);
-        sandbox::add_allowed_wasi(&mut linker)?;
-        let ticker = EpochTicker::start(engine.clone(), EPOCH_PERIOD)?;
-        let compiled = compiled_cache.map(|dir| CompiledCache::new(dir, &engine));
-        Ok(Arc::new(Self { engine, linker, limits, compiled, warm_capacity, _ticker: ticker }))
+        // Each engine has a pool of this size: a version compiled by either may serve
+        // every call.
+        let pool = (allocation == Allocation::Pooling).then_some(pool);
+        let optimizing = Tier::new(Compiler::Cranelift, pool.clone())?;
+        let baseline = Tier::new(Compiler::Winch, pool)
+            .inspect_err(|e| tracing::warn!(error = %e, "Winch unavailable: swaps compile with Cranelift"))
+            .ok();
+        let engines = [Some(&optimizing), baseline.as_ref()].into_iter().flatten();
+        let ticker = EpochTicker::start(engines.map(|t| t.engine.clone()).collect(), EPOCH_PERIOD)?;
+        let compiled = compiled_cache.map(|dir| CompiledCache::new(dir, &optimizing.engine));
+        Ok(Arc::new(Self { optimizing, baseline, limits, compiled, warm_capacity, _ticker: ticker }))
     }
 
     pub fn limits(&self) -> SandboxLimits {
         self.limits
     }
 
-    /// Compiles `bytes` (whose sha256 is `sha256`, in hex) or takes the compiled form from
-    /// the cache, and checks its imports and exports against the predictor world (or
-    /// the batch-predictor world, if it exports `predict-columns`).
+    /// Compiles `bytes` (whose sha256 is `sha256`, in hex) with `compiler`, or takes
+    /// Cranelift's code from the cache, and checks its imports and exports against the
+    /// predictor world (or the batch-predictor world, if it exports `predict-columns`).
     /// `label` tags the plugin's log output.
-    pub fn prepare(self: &Arc<Self>, bytes: &[u8], sha256: &str, label: &str) -> Result<Plugin, LoadError> {
-        let component = match self.compiled.as_ref().and_then(|c| c.load(&self.engine, sha256)) {
-            Some(component) => component,
-            None => {
-                let component = Component::new(&self.engine, bytes)
-                    .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
-                if let Some(cache) = &self.compiled {
-                    cache.store(&component, sha256);
-                }
-                component
-            }
+    pub fn prepare(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        sha256: &str,
+        label: &str,
+        compiler: Compiler,
+    ) -> Result<Plugin, LoadError> {
+        let (compiler, component) =
+            match self.compiled.as_ref().and_then(|c| c.load(&self.optimizing.engine, sha256)) {
+                Some(component) => (Compiler::Cranelift, component),
+                None => self.compile(bytes, sha256, compiler)?,
+            };
+        let tier = match compiler {
+            Compiler::Winch => self.baseline.as_ref().expect("Winch code comes from the baseline engine"),
+            Compiler::Cranelift => &self.optimizing,
         };
         let disallowed: Vec<String> = component
             .component_type()
-            .imports(&self.engine)
+            .imports(&tier.engine)
             .map(|(name, _)| name)
             .filter(|name| !sandbox::is_allowed(name))
             .map(|name| format!("`{name}`"))
@@ -193,31 +200,75 @@ impl Runtime {
         if !disallowed.is_empty() {
             return Err(LoadError::DisallowedImports(disallowed.join(", ")));
         }
-        let pre = self
+        let pre = tier
             .linker
             .instantiate_pre(&component)
             .and_then(ExportsPre::new)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let warm = WarmInstances::new(self.warm_capacity, self.limits.calls_per_instance.max(1));
-        Ok(Plugin { runtime: Arc::clone(self), pre, label: label.into(), warm })
+        let code = Code { compiler, engine: tier.engine.clone(), pre, warm };
+        Ok(Plugin {
+            runtime: Arc::clone(self),
+            label: label.into(),
+            code: ArcSwap::from_pointee(code),
+            serving: Mutex::new(false),
+        })
+    }
+
+    /// Compiles `bytes` with `compiler`, falling back to Cranelift where Winch is
+    /// unavailable or declines (it does not implement every proposal Cranelift does);
+    /// Cranelift's verdict on the bytes is final. Only Cranelift's code is cached.
+    fn compile(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        compiler: Compiler,
+    ) -> Result<(Compiler, Component), LoadError> {
+        if let (Compiler::Winch, Some(baseline)) = (compiler, &self.baseline) {
+            match Component::new(&baseline.engine, bytes) {
+                Ok(component) => return Ok((Compiler::Winch, component)),
+                Err(e) => {
+                    tracing::debug!(error = %format!("{e:#}"), "Winch declined; compiling with Cranelift")
+                }
+            }
+        }
+        let component = Component::new(&self.optimizing.engine, bytes)
+            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        if let Some(cache) = &self.compiled {
+            cache.store(&component, sha256);
+        }
+        Ok((Compiler::Cranelift, component))
     }
 }
 
 /// A compiled, pre-instantiated plugin. A call runs in an idle instance that returned
 /// cleanly from an earlier call, or in a fresh one; an instance whose call trapped,
-/// timed out or hit its memory cap is never used again.
+/// timed out or hit its memory cap is never used again. Its code may be replaced by
+/// code of the same bytes from another compiler ([`Plugin::adopt`]).
 pub struct Plugin {
     runtime: Arc<Runtime>,
-    pre: ExportsPre,
     label: Arc<str>,
+    code: ArcSwap<Code>,
+    /// Whether the plugin serves (its code keeps idle instances); held while `code` is
+    /// replaced, so new code starts in the same state.
+    serving: Mutex<bool>,
+}
+
+/// One compilation of a plugin: its engine, pre-instance and idle instances. A call
+/// keeps the code it started with to its end.
+struct Code {
+    compiler: Compiler,
+    engine: Engine,
+    pre: ExportsPre,
     warm: WarmInstances,
 }
 
 impl Plugin {
     pub async fn info(&self) -> Result<ModelInfo, CallError> {
-        let mut instance = self.checkout().await?;
+        let code = self.code.load_full();
+        let mut instance = self.checkout(&code).await?;
         let result = instance.exports.call_info(&mut instance.store).await;
-        self.checkin(instance, result)
+        self.checkin(&code, instance, result)
     }
 
     /// Scores `rows` with `predict-columns` if the plugin exports it and there are at
@@ -229,7 +280,8 @@ impl Plugin {
         rows: &[Vec<Field>],
         inputs: &[FieldSpec],
     ) -> Result<Result<Answer, PredictError>, CallError> {
-        let mut instance = self.checkout().await?;
+        let code = self.code.load_full();
+        let mut instance = self.checkout(&code).await?;
         let store = &mut instance.store;
         let result = match &instance.exports {
             Exports::Columns(exports) if rows.len() >= COLUMNS_FROM_ROWS => {
@@ -238,7 +290,7 @@ impl Plugin {
             }
             exports => exports.call_predict(store, rows).await.map(|answer| answer.map(Answer::Predictions)),
         };
-        self.checkin(instance, result)
+        self.checkin(&code, instance, result)
     }
 
     /// Scores `rows` with the plugin's `predict` export, whatever else it exports.
@@ -246,49 +298,72 @@ impl Plugin {
         &self,
         rows: &[Vec<Field>],
     ) -> Result<Result<Vec<Prediction>, PredictError>, CallError> {
-        let mut instance = self.checkout().await?;
+        let code = self.code.load_full();
+        let mut instance = self.checkout(&code).await?;
         let result = instance.exports.call_predict(&mut instance.store, rows).await;
-        self.checkin(instance, result)
+        self.checkin(&code, instance, result)
     }
 
     /// The world the plugin is bound to.
     pub fn world(&self) -> &'static str {
-        self.pre.world()
+        self.code.load().pre.world()
+    }
+
+    /// The compiler of the code calls run now.
+    pub fn compiler(&self) -> Compiler {
+        self.code.load().compiler
     }
 
     /// Keeps idle instances for reuse while `serving`; otherwise drops them, so a
     /// version that no longer serves holds no pool slots.
     pub fn set_serving(&self, serving: bool) {
-        self.warm.keep(serving);
+        let mut state = self.serving.lock().expect("serving lock");
+        *state = serving;
+        self.code.load().warm.keep(serving);
+    }
+
+    /// Runs later calls on `other`'s code (the same plugin, compiled again): calls
+    /// already running finish on the code they started with, whose idle instances are
+    /// dropped.
+    pub fn adopt(&self, other: Plugin) {
+        let state = self.serving.lock().expect("serving lock");
+        let code = other.code.load_full();
+        code.warm.keep(*state);
+        self.code.swap(code).warm.keep(false);
     }
 
     /// An instance with the call's deadline set: an idle one, or a fresh one.
-    async fn checkout(&self) -> Result<Instance, CallError> {
-        match self.warm.take() {
+    async fn checkout(&self, code: &Code) -> Result<Instance, CallError> {
+        match code.warm.take() {
             Some(mut instance) => {
                 start_call(&mut instance.store, self.runtime.limits.call_timeout);
                 Ok(instance)
             }
-            None => self.instantiate().await,
+            None => self.instantiate(code).await,
         }
     }
 
     /// Ends a call: logs what the plugin printed, keeps the instance if it may serve
     /// again, and turns a failure into its [`CallError`].
-    fn checkin<R>(&self, mut instance: Instance, result: wasmtime::Result<R>) -> Result<R, CallError> {
+    fn checkin<R>(
+        &self,
+        code: &Code,
+        mut instance: Instance,
+        result: wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
         let result = result.map_err(|e| classify(e, &instance.store, self.runtime.limits));
         instance.calls += 1;
         self.log_output(instance.store.data());
-        self.warm.give_back(instance, result.is_ok());
+        code.warm.give_back(instance, result.is_ok());
         result
     }
 
     /// A fresh instance in a new store. Instantiation runs plugin code too, so it can
     /// run out of memory or time as well.
-    async fn instantiate(&self) -> Result<Instance, CallError> {
+    async fn instantiate(&self, code: &Code) -> Result<Instance, CallError> {
         let limits = self.runtime.limits;
         let state = PluginState::new(limits.memory_limit, limits.output_limit);
-        let mut store = Store::new(&self.runtime.engine, state);
+        let mut store = Store::new(&code.engine, state);
         store.limiter(|state| &mut state.memory);
         // At every epoch tick: past the deadline, trap; otherwise let other requests
         // run on this thread, then carry on. tokio's `yield_now` (not a bare re-wake)
@@ -302,7 +377,7 @@ impl Plugin {
             })
         });
         start_call(&mut store, limits.call_timeout);
-        match self.pre.instantiate_async(&mut store).await {
+        match code.pre.instantiate_async(&mut store).await {
             Ok(exports) => Ok(Instance { store, exports, calls: 0 }),
             Err(e) => {
                 self.log_output(store.data());

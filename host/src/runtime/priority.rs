@@ -1,7 +1,8 @@
 //! Compiling and proving a new version runs at a lower CPU priority than serving: a
-//! swap's compile (hundreds of milliseconds of CPU, more for a large plugin) then takes
-//! what requests leave over rather than competing with them as an equal. (Measured, the
-//! swap p99 fell only a little: BENCHMARKS.md.)
+//! swap's compile (tens to hundreds of milliseconds of CPU, more for a large plugin)
+//! then takes what requests leave over rather than competing with them as an equal.
+//! Recompiling a version that already serves (`tier_up`) waits for idle CPU: nothing
+//! waits on it.
 
 /// The nice value of loading and compiling threads (serving threads keep 0).
 pub const BACKGROUND_NICE: i32 = 10;
@@ -13,6 +14,25 @@ pub fn lower_this_thread() {
     // SAFETY: setpriority has no memory effects. On Linux the nice value is per thread,
     // and `who = 0` names the calling thread.
     let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) };
+}
+
+/// Makes the calling thread run only when the CPU would otherwise idle (`SCHED_IDLE`),
+/// for good. Best effort, like [`lower_this_thread`], which it falls back to.
+pub fn idle_this_thread() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads `param` only; pid 0 names the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        lower_this_thread();
+    }
+}
+
+/// A pool of compile threads (one per core) that run only on idle CPU: wasmtime
+/// compiles on the rayon pool it is called from.
+pub fn idle_compile_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("compile-idle-{i}"))
+        .start_handler(|_| idle_this_thread())
+        .build()
 }
 
 /// Makes the threads wasmtime compiles on (rayon's global pool) background threads.
@@ -53,5 +73,14 @@ mod tests {
         let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         assert_eq!(run_in_background("test-load", nice).await.expect("thread"), BACKGROUND_NICE);
         assert_eq!(nice(), 0, "the caller's own thread is left alone");
+    }
+
+    #[test]
+    fn idle_compile_threads_run_under_sched_idle() {
+        // SAFETY: sched_getscheduler only reads the calling thread's policy.
+        let policy = || unsafe { libc::sched_getscheduler(0) };
+        let pool = idle_compile_pool().expect("pool");
+        assert_eq!(pool.install(policy), libc::SCHED_IDLE);
+        assert_eq!(policy(), libc::SCHED_OTHER, "the caller's own thread is left alone");
     }
 }

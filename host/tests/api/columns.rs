@@ -5,8 +5,8 @@
 
 use plugin_artifacts::{PRICE_SENSITIVITY_WASM, fixtures};
 use predict_host::runtime::{
-    Answer, BATCH_WORLD, Field, ModelInfo, Plugin, PredictError, Prediction, Runtime, SandboxLimits, Value,
-    WORLD, predictions_from_scores,
+    Answer, BATCH_WORLD, Compiler, Field, ModelInfo, Plugin, PredictError, Prediction, Runtime,
+    SandboxLimits, Value, WORLD, predictions_from_scores,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,9 @@ fn runtime() -> Arc<Runtime> {
 }
 
 async fn bundled() -> (Plugin, ModelInfo) {
-    let plugin = runtime().prepare(PRICE_SENSITIVITY_WASM, "bundled", "bundled").expect("bundled plugin");
+    let plugin = runtime()
+        .prepare(PRICE_SENSITIVITY_WASM, "bundled", "bundled", Compiler::Cranelift)
+        .expect("bundled plugin");
     plugin.set_serving(true);
     let info = plugin.info().await.expect("info");
     (plugin, info)
@@ -32,7 +34,7 @@ async fn bundled() -> (Plugin, ModelInfo) {
 /// `count` baskets that visit every known category of every field and some unseen
 /// ones, spends from 0 to thousands, fields in a different order from row to row,
 /// and a field the model does not know.
-fn varied_rows(info: &ModelInfo, count: usize) -> Vec<Vec<Field>> {
+pub fn varied_rows(info: &ModelInfo, count: usize) -> Vec<Vec<Field>> {
     (0..count)
         .map(|i| {
             let mut row: Vec<Field> = info
@@ -73,7 +75,7 @@ async fn by_columns(
     }
 }
 
-fn summary(predictions: &[Prediction]) -> Vec<(String, Vec<(String, f64)>)> {
+pub fn summary(predictions: &[Prediction]) -> Vec<(String, Vec<(String, f64)>)> {
     predictions
         .iter()
         .map(|p| (p.label.clone(), p.scores.iter().map(|s| (s.label.clone(), s.probability)).collect()))
@@ -131,7 +133,8 @@ async fn predict_columns_refuses_the_rows_predict_refuses() {
 #[tokio::test]
 async fn a_plugin_without_predict_columns_is_served_by_predict() {
     let bytes = std::fs::read(fixtures::MISBEHAVE).expect("fixture");
-    let plugin = runtime().prepare(&bytes, "fixture", "fixture").expect("fixture plugin");
+    let plugin =
+        runtime().prepare(&bytes, "fixture", "fixture", Compiler::Cranelift).expect("fixture plugin");
     assert_eq!(plugin.world(), WORLD);
     let info = plugin.info().await.expect("info");
     match plugin.predict(std::slice::from_ref(&info.sample), &info.inputs).await.expect("call") {

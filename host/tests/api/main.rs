@@ -3,6 +3,7 @@
 
 mod admin;
 mod columns;
+mod compilers;
 mod deploy;
 mod faults;
 mod helpers;

@@ -158,6 +158,19 @@ async fn every_request_is_logged_with_its_id_and_a_swap_writes_one_line() {
         .collect();
     assert_eq!(swaps.len(), 1, "{swaps:?}");
     assert_eq!(swaps[0]["replaced"], "1");
+    // A swap compiles with Winch; the version is then compiled again with Cranelift.
+    assert_eq!(swaps[0]["compiler"], "winch", "{swaps:?}");
+    let recompiled = async {
+        while !log_entries(&host).iter().any(|e| {
+            e["message"] == "model version recompiled" && e["version"] == "2" && e["compiler"] == "cranelift"
+        }) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), recompiled)
+        .await
+        .expect("version 2 recompiled with Cranelift");
+    assert_eq!(host.get_json("/model/info").await.1["compiler"], "cranelift");
 }
 
 /// Busy worker threads write their log lines in batches: under a burst every request still

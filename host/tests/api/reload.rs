@@ -50,6 +50,11 @@ async fn new_version_swaps_in_under_load_with_no_failed_request() {
     install_price_sensitivity(dir.path(), "1");
     let app = Arc::new(spawn_ready_app(&["--plugin-dir", dir.path().to_str().unwrap()]).await);
     assert_eq!(serving_version(&app).await, "1");
+    assert_eq!(
+        app.info().await["compiler"],
+        "cranelift",
+        "nothing was serving: the first version gets Cranelift"
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let clients = continuous_load(&app, 4, &stop);
@@ -83,6 +88,13 @@ async fn new_version_swaps_in_under_load_with_no_failed_request() {
     let info = app.info().await;
     assert_eq!(info["previous_version"], "1");
     assert_eq!(info["world"], "mlops:predictor/batch-predictor@1.1.0", "the bundled plugin scores by column");
+    // Swapped in with Winch's code, the version moves onto Cranelift's once the CPU is idle.
+    let recompiled = app
+        .wait_until(Duration::from_secs(10), |app| async move { app.info().await["compiler"] == "cranelift" })
+        .await;
+    assert!(recompiled, "still on {}", app.info().await["compiler"]);
+    let (status, body) = app.predict(&seed_payload()).await;
+    assert_eq!((status, body["model_version"].as_str()), (200, Some("2")));
     Arc::into_inner(app).expect("clients are done").stop().await;
 }
 
