@@ -133,24 +133,17 @@ fn batch_predict(c: &mut Criterion) {
     let cranelift = plugin(Allocation::Pooling, u32::MAX, Compiler::Cranelift);
     let winch = plugin(Allocation::Pooling, u32::MAX, Compiler::Winch);
     let info = tokio.block_on(cranelift.info()).expect("info");
-    let mut group = c.benchmark_group("batch_predict");
-    for size in BATCH_SIZES {
-        let batch = rows(&info, &batch_body(size));
-        group.throughput(Throughput::Elements(size as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
-            b.iter(|| black_box(score(&tokio, &cranelift, &info, black_box(batch))))
-        });
+    for (name, plugin) in [("batch_predict", &cranelift), ("batch_predict_winch", &winch)] {
+        let mut group = c.benchmark_group(name);
+        for size in BATCH_SIZES {
+            let batch = rows(&info, &batch_body(size));
+            group.throughput(Throughput::Elements(size as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
+                b.iter(|| black_box(score(&tokio, plugin, &info, black_box(batch))))
+            });
+        }
+        group.finish();
     }
-    group.finish();
-    let mut group = c.benchmark_group("batch_predict_winch");
-    for size in BATCH_SIZES {
-        let batch = rows(&info, &batch_body(size));
-        group.throughput(Throughput::Elements(size as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
-            b.iter(|| black_box(score(&tokio, &winch, &info, black_box(batch))))
-        });
-    }
-    group.finish();
     let mut group = c.benchmark_group("batch_predict_rows");
     for size in BATCH_SIZES {
         let batch = rows(&info, &batch_body(size));
