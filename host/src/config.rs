@@ -205,7 +205,8 @@ pub struct ServeArgs {
     pub swap_compiler: SwapCompiler,
 
     /// How long a version swapped in with Winch serves before it is compiled again with
-    /// Cranelift on idle CPU (a version replaced before then never is).
+    /// Cranelift on idle CPU (skipped if by then it neither serves nor is the version a
+    /// rollback would restore).
     #[arg(long, env = "TIER_UP_AFTER", default_value = "3s", value_parser = humantime::parse_duration)]
     pub tier_up_after: Duration,
 

@@ -6,9 +6,10 @@
 //! for it: calls already running finish on the code they started with, and until the
 //! new code is ready the version serves Winch's.
 //!
-//! The wait keeps the recompile away from the swap itself, and skips versions replaced
-//! within it (a burst of publishes, a version rolled back at once): a Cranelift compile
-//! costs requests about what a whole swap with Cranelift would (BENCHMARKS.md).
+//! The wait keeps the recompile away from the swap itself, and skips versions that by
+//! then neither serve nor are the version a rollback would restore (in a burst of
+//! publishes, all but the last two): a Cranelift compile costs requests about what a
+//! whole swap with Cranelift would (BENCHMARKS.md).
 
 use crate::loader::same_answer;
 use crate::model::LoadedModel;
