@@ -153,3 +153,30 @@ async fn deleting_the_serving_file_falls_back_to_the_next_version() {
     assert_eq!(serving_version(&app).await, bundled);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_swap_compiler_and_the_wait_before_recompiling_are_settings() {
+    // Past the default wait (3 s), a version swapped in with Winch would be recompiled;
+    // with a wait of an hour it still runs Winch's code. With Cranelift for swaps, the
+    // version runs Cranelift's code from its swap on.
+    let settings: [(&[&str], Duration, &str); 2] = [
+        (&["--tier-up-after", "1h"], Duration::from_millis(3500), "winch"),
+        (&["--swap-compiler", "cranelift"], Duration::ZERO, "cranelift"),
+    ];
+    for (extra, after, expected) in settings {
+        let dir = tempfile::tempdir().unwrap();
+        install_price_sensitivity(dir.path(), "1");
+        let mut args = vec!["--plugin-dir", dir.path().to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let app = spawn_ready_app(&args).await;
+        install_price_sensitivity(dir.path(), "2");
+        let swapped =
+            app.wait_until(Duration::from_secs(5), |app| async move { serving_version(app).await == "2" });
+        assert!(swapped.await, "{extra:?}: version 2 never served");
+        tokio::time::sleep(after).await;
+        assert_eq!(app.info().await["compiler"], expected, "{extra:?}");
+        let (status, body) = app.predict(&seed_payload()).await;
+        assert_eq!((status, body["model_version"].as_str()), (200, Some("2")), "{extra:?}");
+        app.stop().await;
+    }
+}
