@@ -152,10 +152,21 @@ async fn every_request_is_logged_with_its_id_and_a_swap_writes_one_line() {
         }
     };
     tokio::time::timeout(Duration::from_secs(5), swapped).await.expect("version 2 served");
-    let swaps: Vec<_> = log_entries(&host)
-        .into_iter()
-        .filter(|e| e["message"] == "model version swapped in" && e["version"] == "2")
-        .collect();
+    let swap_lines = || -> Vec<Value> {
+        log_entries(&host)
+            .into_iter()
+            .filter(|e| e["message"] == "model version swapped in" && e["version"] == "2")
+            .collect()
+    };
+    // The line may still wait in its worker thread's batch (written when the thread
+    // runs out of work) or in the pipe.
+    let logged = async {
+        while swap_lines().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), logged).await.expect("swap line logged");
+    let swaps = swap_lines();
     assert_eq!(swaps.len(), 1, "{swaps:?}");
     assert_eq!(swaps[0]["replaced"], "1");
     // A swap compiles with Winch; the version is then compiled again with Cranelift.
