@@ -3,6 +3,7 @@
 
 use crate::artifact::signature::PluginKey;
 use crate::aws::AwsArgs;
+use crate::runtime::Compiler;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -24,13 +25,6 @@ pub enum LogFormat {
     Auto,
     Text,
     Json,
-}
-
-/// See [`ServeArgs::swap_compiler`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SwapCompiler {
-    Winch,
-    Cranelift,
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,8 +195,8 @@ pub struct ServeArgs {
     /// The compiler a swap uses: `winch` (a fifth of Cranelift's CPU, so requests keep
     /// the cores; the version moves onto Cranelift's code once the CPU is idle) or
     /// `cranelift` (the swap waits for optimised code). A first load uses Cranelift.
-    #[arg(long, env = "SWAP_COMPILER", value_enum, default_value_t = SwapCompiler::Winch)]
-    pub swap_compiler: SwapCompiler,
+    #[arg(long, env = "SWAP_COMPILER", value_enum, default_value_t = Compiler::Winch)]
+    pub swap_compiler: Compiler,
 
     /// How long a version swapped in with Winch serves before it is compiled again with
     /// Cranelift on idle CPU (skipped if by then it neither serves nor is the version a

@@ -5,10 +5,10 @@ use crate::api::{self, AppState};
 use crate::artifact::cache::ArtifactCache;
 use crate::artifact::s3::ObjectStore;
 use crate::aws::AwsClients;
-use crate::config::{ServeArgs, SwapCompiler};
+use crate::config::ServeArgs;
 use crate::loader::{Loader, SwapCompile};
 use crate::registry::ModelRegistry;
-use crate::runtime::{Compiler, Runtime, SandboxLimits};
+use crate::runtime::{Runtime, SandboxLimits};
 use crate::slot::ActiveModel;
 use crate::source::control::{self, Command};
 use crate::source::registry::RegistrySource;
@@ -51,11 +51,7 @@ impl Server {
             tracing::info!("plugin signatures required: only plugins signed with PLUGIN_PUBLIC_KEY load");
         }
         let slot = ActiveModel::new();
-        let compiler = match args.swap_compiler {
-            SwapCompiler::Winch => Compiler::Winch,
-            SwapCompiler::Cranelift => Compiler::Cranelift,
-        };
-        let swaps = SwapCompile { compiler, recompile_after: args.tier_up_after };
+        let swaps = SwapCompile { compiler: args.swap_compiler, recompile_after: args.tier_up_after };
         let loader = Arc::new(Loader::new(runtime, Arc::clone(&slot), key, swaps));
         let address = SocketAddr::new(args.bind, args.port);
         let listener = TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;

@@ -5,8 +5,8 @@
 //! the host needs are re-exported.
 
 use super::sandbox::PluginState;
-use wasmtime::Store;
 use wasmtime::component::InstancePre;
+use wasmtime::{Engine, Store};
 
 mod generated {
     // Exports are called with `call_async`: a call runs on a fiber that yields to the
@@ -59,6 +59,14 @@ impl ExportsPre {
             BatchPredictorPre::new(pre).map(Self::Columns)
         } else {
             PredictorPre::new(pre).map(Self::Rows)
+        }
+    }
+
+    /// The engine the plugin was compiled for.
+    pub fn engine(&self) -> &Engine {
+        match self {
+            Self::Rows(pre) => pre.engine(),
+            Self::Columns(pre) => pre.engine(),
         }
     }
 

@@ -11,8 +11,8 @@ use super::sandbox::{self, PluginState};
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
 
-/// The compiler that produced a plugin's machine code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The compiler that produced a plugin's machine code (also the `SWAP_COMPILER` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Compiler {
     /// Optimised code: what every version serves with in the end.
     Cranelift,

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warm::{Instance, WarmInstances};
 use wasmtime::component::Component;
-use wasmtime::{Engine, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 
 /// How often the epoch advances: the granularity of call deadlines, and the longest
 /// a call runs before it yields its thread to other requests.
@@ -206,7 +206,7 @@ impl Runtime {
             .and_then(ExportsPre::new)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let warm = WarmInstances::new(self.warm_capacity, self.limits.calls_per_instance.max(1));
-        let code = Code { compiler, engine: tier.engine.clone(), pre, warm };
+        let code = Code { compiler, pre, warm };
         Ok(Plugin {
             runtime: Arc::clone(self),
             label: label.into(),
@@ -254,11 +254,10 @@ pub struct Plugin {
     serving: Mutex<bool>,
 }
 
-/// One compilation of a plugin: its engine, pre-instance and idle instances. A call
-/// keeps the code it started with to its end.
+/// One compilation of a plugin: its pre-instance (for its compiler's engine) and idle
+/// instances. A call keeps the code it started with to its end.
 struct Code {
     compiler: Compiler,
-    engine: Engine,
     pre: ExportsPre,
     warm: WarmInstances,
 }
@@ -363,7 +362,7 @@ impl Plugin {
     async fn instantiate(&self, code: &Code) -> Result<Instance, CallError> {
         let limits = self.runtime.limits;
         let state = PluginState::new(limits.memory_limit, limits.output_limit);
-        let mut store = Store::new(&code.engine, state);
+        let mut store = Store::new(code.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
         // At every epoch tick: past the deadline, trap; otherwise let other requests
         // run on this thread, then carry on. tokio's `yield_now` (not a bare re-wake)
