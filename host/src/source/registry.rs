@@ -113,6 +113,9 @@ impl RegistrySource {
             return Ok(());
         }
         let approved = self.registry.approved_versions().await?;
+        // The registry answered, so an outage is over before any version it names swaps
+        // in: whoever sees the new version also sees the error gone.
+        self.loader.slot().set_source_error(None);
         self.approved.clone_from(&approved);
         let serving = self.loader.slot().current().and_then(|m| match &m.origin {
             Origin::Registry(d) if d.group == self.registry.group() => Some(d.version),
