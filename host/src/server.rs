@@ -80,6 +80,7 @@ impl Server {
             state = state.with_admin(token, control);
         }
         let app = api::app(state);
+        let anchor = tokio::spawn(api::anchor_timers());
 
         let delay = Duration::from_secs(args.shutdown_delay_secs);
         let drain = Duration::from_secs(args.drain_timeout_secs);
@@ -106,6 +107,7 @@ impl Server {
             () = deadline => tracing::warn!("drain timeout reached; abandoning remaining requests"),
         }
         source.abort();
+        anchor.abort();
         tracing::info!("stopped");
         Ok(())
     }

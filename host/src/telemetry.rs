@@ -1,5 +1,5 @@
-//! Logging to stderr (stdout stays for command output): JSON lines for machines, plain
-//! text for people at a terminal.
+//! Logging to stderr (stdout stays for command output): JSON lines for machines
+//! ([`json_line`]), plain text for people at a terminal.
 //!
 //! A busy server logs a line per request, and one `write` to stderr per line (with the
 //! stderr lock contended between worker threads) cost a tenth or more of the host's
@@ -10,11 +10,15 @@
 //! thread (the main thread, the blocking pool, the epoch ticker) writes each line
 //! straight away.
 
+mod json_line;
+
 use crate::config::LogFormat;
+use json_line::JsonLine;
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::JsonFields;
 
 /// Lines a worker thread holds back before writing them; a few dozen request lines.
 pub const BATCH_BYTES: usize = 16 * 1024;
@@ -110,7 +114,7 @@ pub fn init(format: LogFormat) {
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(BatchedStderr);
     let _ = if json {
-        builder.json().flatten_event(true).with_span_list(false).try_init()
+        builder.with_ansi(false).fmt_fields(JsonFields::new()).event_format(JsonLine).try_init()
     } else {
         builder.try_init()
     };

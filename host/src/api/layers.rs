@@ -21,6 +21,10 @@ use tracing::Level;
 /// Largest error body rewritten as JSON; bigger ones pass through as they are.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
+/// How often the anchor timer of [`anchor_timers`] fires; at most the shortest request
+/// timeout (one second).
+const ANCHOR_PERIOD: Duration = Duration::from_secs(1);
+
 /// Wraps `router` in the layers above; `request_timeout` bounds each request whole.
 pub fn around<S: Clone + Send + Sync + 'static>(router: Router<S>, request_timeout: Duration) -> Router<S> {
     let trace = TraceLayer::new_for_http()
@@ -76,4 +80,66 @@ async fn json_errors(request: Request, next: Next) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let body = Json(json!({ "error": text })).into_response().into_body();
     Response::from_parts(parts, Body::new(body))
+}
+
+/// Keeps a timer armed for the life of the server that is always due before any request's
+/// timeout, so that arming a request's timeout never wakes the runtime.
+///
+/// tokio's timer driver writes to its wake-up eventfd whenever a timer is armed while no
+/// earlier one is pending: it cannot tell whether a worker sleeps on it. Between requests
+/// nothing is pending, so each request's timeout cost a `write` and a needless wake-up of
+/// the other worker. With this timer pending, a request's timeout (a second away or more)
+/// is never the earliest, and the driver wakes once per [`ANCHOR_PERIOD`] instead.
+pub async fn anchor_timers() {
+    let mut tick = tokio::time::interval(ANCHOR_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::anchor_timers;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Poll;
+    use std::time::Duration;
+
+    /// `write` calls made so far by the calling thread.
+    fn thread_writes() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").expect("/proc/thread-self/io");
+        io.lines().find_map(|l| l.strip_prefix("syscw: ")).expect("syscw").parse().expect("a count")
+    }
+
+    /// Arms and drops `count` request-length timeouts, as requests that end at once do,
+    /// without yielding; returns the `write` calls that made on this worker thread.
+    async fn arm_timeouts(count: u32) -> u64 {
+        let before = thread_writes();
+        for _ in 0..count {
+            let mut timeout = pin!(tokio::time::sleep(Duration::from_secs(30)));
+            std::future::poll_fn(|cx| {
+                let _ = timeout.as_mut().poll(cx);
+                Poll::Ready(())
+            })
+            .await;
+        }
+        thread_writes() - before
+    }
+
+    #[test]
+    fn with_the_anchor_arming_a_request_timeout_does_not_wake_the_runtime() {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async {
+            // Without it, each timeout wakes the runtime: the cost the anchor removes.
+            let without = tokio::spawn(arm_timeouts(200)).await.unwrap();
+            assert!(without >= 100, "{without} wake-ups for 200 timeouts without the anchor");
+            let anchor = tokio::spawn(anchor_timers());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let with = tokio::spawn(arm_timeouts(200)).await.unwrap();
+            assert!(with <= 2, "{with} wake-ups for 200 timeouts with the anchor");
+            anchor.abort();
+        });
+    }
 }

@@ -10,6 +10,7 @@ mod predict;
 mod v2;
 
 pub use error::ApiError;
+pub use layers::anchor_timers;
 pub use predict::{MODEL_VERSION_HEADER, PredictionBody, rows_from_json};
 
 use crate::model::{LoadedModel, PredictFailure};

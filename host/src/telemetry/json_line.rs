@@ -1,0 +1,217 @@
+//! The JSON log line, written straight into the line being formatted.
+//!
+//! It has the members of `tracing-subscriber`'s own JSON format as `telemetry` configures
+//! it (flattened event fields, the current span without the span list): `timestamp`,
+//! `level`, the event's fields, `target`, and `span` (its fields and `name`). That format
+//! parses the current span's fields back from JSON for every event, and formats each
+//! field into a map first; on a server logging a line per request, that cost several
+//! percent of its throughput (BENCHMARKS.md). Here the span's fields, which
+//! [`JsonFields`] stored as a JSON object when the span opened, are copied as they are,
+//! and each event field goes straight through serde_json's serializer, which escapes it.
+
+use serde::Serializer as _;
+use std::fmt;
+use std::io;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Formats each event as one JSON object on its own line.
+pub struct JsonLine;
+
+impl<S> FormatEvent<S, JsonFields> for JsonLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
+        let mut fields = FieldWriter { writer: &mut writer, result: Ok(()) };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str(",\"target\":")?;
+        json(&mut writer, |s| s.serialize_str(meta.target()))?;
+        let span = event.parent().and_then(|id| ctx.span(id)).or_else(|| ctx.lookup_current());
+        if let Some(span) = span {
+            writer.write_str(",\"span\":{")?;
+            let extensions = span.extensions();
+            let stored = extensions.get::<FormattedFields<JsonFields>>().map_or("", |f| f.fields.as_str());
+            // An object, or nothing for a span without fields: its members, then a comma.
+            let members = stored.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or("");
+            if !members.is_empty() {
+                writer.write_str(members)?;
+                writer.write_char(',')?;
+            }
+            writer.write_str("\"name\":")?;
+            json(&mut writer, |s| s.serialize_str(span.name()))?;
+            writer.write_char('}')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+/// Writes each field as `,"name":value`; the first failure stops the rest.
+struct FieldWriter<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    result: fmt::Result,
+}
+
+impl FieldWriter<'_, '_> {
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut Json<'_, '_>) -> serde_json::Result<()>) {
+        if self.result.is_ok() {
+            self.result = (|| {
+                self.writer.write_char(',')?;
+                json(self.writer, |s| s.serialize_str(field.name()))?;
+                self.writer.write_char(':')?;
+                json(self.writer, value)
+            })();
+        }
+    }
+}
+
+impl Visit for FieldWriter<'_, '_> {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.member(field, |s| s.serialize_bool(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.member(field, |s| s.serialize_i64(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.member(field, |s| s.serialize_u64(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.member(field, |s| s.serialize_f64(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, |s| s.serialize_str(value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.member(field, |s| s.collect_str(&format_args!("{value:?}")));
+    }
+}
+
+/// serde_json's serializer, writing into the line.
+type Json<'a, 'w> = serde_json::Serializer<LineSink<'a, 'w>>;
+
+/// Writes one JSON value into the line with serde_json, which does the escaping.
+fn json(
+    writer: &mut Writer<'_>,
+    value: impl FnOnce(&mut Json<'_, '_>) -> serde_json::Result<()>,
+) -> fmt::Result {
+    value(&mut serde_json::Serializer::new(LineSink(writer))).map_err(|_| fmt::Error)
+}
+
+/// The line as an `io::Write`, which serde_json writes to. It is only ever handed
+/// whole UTF-8 pieces of valid JSON.
+struct LineSink<'a, 'w>(&'a mut Writer<'w>);
+
+impl io::Write for LineSink<'_, '_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let text = std::str::from_utf8(bytes).map_err(io::Error::other)?;
+        self.0.write_str(text).map_err(io::Error::other)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    /// Lines written, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl MakeWriter<'_> for Captured {
+        type Writer = Self;
+
+        fn make_writer(&self) -> Self {
+            self.clone()
+        }
+    }
+
+    /// Events of every field kind, in and out of spans, with text that needs escaping.
+    fn emit() {
+        tracing::info!("outside any span");
+        let request =
+            tracing::info_span!("request", request_id = "r-1", method = %"POST", path = %"/predict");
+        let _entered = request.enter();
+        tracing::info!(latency = ?Duration::from_micros(21), status = 200u16, "finished processing request");
+        tracing::warn!(
+            error = %"quote \" backslash \\ newline \n tab \t bell \u{7} accent é crab 🦀",
+            ok = true, count = -3i64, big = u64::MAX, ratio = 0.25f64, nan = f64::NAN, wide = 1u128 << 100,
+            "failed: {}", "formatted \"message\""
+        );
+        tracing::debug_span!("no_fields")
+            .in_scope(|| tracing::error!(kind = "inner", "in a span without fields"));
+        let other = tracing::info_span!("other", id = 7, label = "x");
+        tracing::info!(parent: &other, "with an explicit parent");
+        tracing::trace!(parent: None, "explicitly without a parent");
+    }
+
+    /// The lines `emit` writes, parsed, with `JsonLine` or with tracing-subscriber's JSON.
+    fn lines(json_line: bool) -> Vec<serde_json::Value> {
+        let captured = Captured::default();
+        let builder = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false);
+        if json_line {
+            let subscriber = builder.fmt_fields(JsonFields::new()).event_format(JsonLine).finish();
+            tracing::subscriber::with_default(subscriber, emit);
+        } else {
+            let subscriber = builder.json().flatten_event(true).with_span_list(false).finish();
+            tracing::subscriber::with_default(subscriber, emit);
+        }
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(text.ends_with('\n'));
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+
+    #[test]
+    fn lines_carry_what_tracing_subscribers_json_format_does() {
+        let (ours, reference) = (lines(true), lines(false));
+        assert_eq!(ours.len(), 6);
+        assert_eq!(ours.len(), reference.len());
+        for (mut ours, mut reference) in ours.into_iter().zip(reference) {
+            let (a, b) = (ours["timestamp"].take(), reference["timestamp"].take());
+            let (a, b) = (a.as_str().unwrap(), b.as_str().unwrap());
+            assert!(a.ends_with('Z') && a.len() == b.len(), "timestamps {a} and {b}");
+            assert_eq!(ours, reference);
+        }
+    }
+}
