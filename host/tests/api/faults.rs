@@ -2,7 +2,7 @@
 //! gets its documented status, and the request right after it is served normally.
 //! Plugins that want more than their inputs, or are broken, are refused at load.
 
-use crate::helpers::{TestApp, install_fixture, spawn_ready_app};
+use crate::helpers::{TestApp, install_fixture, spawn_ready_app, within};
 use crate::process::{HostProcess, env_of};
 use plugin_artifacts::fixtures;
 use serde_json::{Value, json};
@@ -182,12 +182,8 @@ async fn plugin_output_reaches_the_host_log_tagged_with_the_version_and_capped()
             .filter(|entry| entry["message"] == "plugin output")
             .collect()
     };
-    let logged = async {
-        while output_lines().len() < 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), logged).await.expect("plugin output logged");
+    let logged = within(Duration::from_secs(5), || async { output_lines().len() >= 2 });
+    logged.await.expect("plugin output logged");
     for entry in output_lines() {
         assert_eq!(entry["plugin"], "1", "tagged with the version: {entry}");
         assert!(["stdout", "stderr"].contains(&entry["stream"].as_str().unwrap()), "{entry}");

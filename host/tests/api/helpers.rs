@@ -98,14 +98,7 @@ impl TestApp {
         F: Fn(&'a TestApp) -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            if check(self).await {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
+        within(timeout, || check(self)).await.is_some()
     }
 
     pub async fn info(&self) -> Value {
@@ -139,4 +132,20 @@ pub fn install_price_sensitivity(dir: &Path, version: &str) {
 /// Copies the fixture component at `path` into `dir` as `<name>-1.wasm`.
 pub fn install_fixture(dir: &Path, name: &str, path: &str) {
     std::fs::copy(path, dir.join(format!("{name}-1.wasm"))).unwrap();
+}
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes; returns the time taken.
+pub async fn within<F, Fut>(timeout: Duration, check: F) -> Option<Duration>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }

@@ -2,7 +2,7 @@
 //! move as known requests arrive, and JSON log lines with a request id per request and
 //! one line per swap, never a request body.
 
-use crate::helpers::install_fixture;
+use crate::helpers::{install_fixture, within};
 use crate::process::{HostProcess, env_of};
 use plugin_artifacts::fixtures;
 use serde_json::{Value, json};
@@ -81,12 +81,9 @@ async fn metrics_parse_and_move_with_known_requests() {
     assert_eq!(predict(&host, json!({"wrong": "shape"}), None).await.status(), 422);
     // A version that cannot load: refused, counted, and the serving version stays.
     std::fs::write(dir.path().join("misbehave-2.wasm"), b"not a component").unwrap();
-    let refused = async {
-        while !host.log_text().contains("model version refused") {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), refused).await.expect("version 2 refused");
+    let refused =
+        within(Duration::from_secs(5), || async { host.log_text().contains("model version refused") });
+    refused.await.expect("version 2 refused");
     let after = scrape(&host).await;
 
     let delta = |key: &str| after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0);
@@ -128,12 +125,10 @@ async fn every_request_is_logged_with_its_id_and_a_swap_writes_one_line() {
     let request_lines = |id: &str| -> Vec<Value> {
         log_entries(&host).into_iter().filter(|e| e["span"]["request_id"] == id).collect()
     };
-    let logged = async {
-        while request_lines("req-abc-123").is_empty() || request_lines(&minted).len() < 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), logged).await.expect("request lines logged");
+    let logged = within(Duration::from_secs(5), || async {
+        !request_lines("req-abc-123").is_empty() && request_lines(&minted).len() >= 2
+    });
+    logged.await.expect("request lines logged");
     let finished = request_lines("req-abc-123");
     assert!(finished.iter().any(|e| e["status"] == 200 && e["span"]["path"] == "/predict"), "{finished:?}");
     // The failure's own line carries the request id too.
@@ -146,12 +141,8 @@ async fn every_request_is_logged_with_its_id_and_a_swap_writes_one_line() {
 
     // A swap: exactly one JSON line naming the version.
     std::fs::copy(fixtures::MISBEHAVE, dir.path().join("misbehave-2.wasm")).unwrap();
-    let swapped = async {
-        while host.serving_version().await != "2" {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), swapped).await.expect("version 2 served");
+    let swapped = within(Duration::from_secs(5), || async { host.serving_version().await == "2" });
+    swapped.await.expect("version 2 served");
     let swap_lines = || -> Vec<Value> {
         log_entries(&host)
             .into_iter()
@@ -160,27 +151,19 @@ async fn every_request_is_logged_with_its_id_and_a_swap_writes_one_line() {
     };
     // The line may still wait in its worker thread's batch (written when the thread
     // runs out of work) or in the pipe.
-    let logged = async {
-        while swap_lines().is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), logged).await.expect("swap line logged");
+    let logged = within(Duration::from_secs(5), || async { !swap_lines().is_empty() });
+    logged.await.expect("swap line logged");
     let swaps = swap_lines();
     assert_eq!(swaps.len(), 1, "{swaps:?}");
     assert_eq!(swaps[0]["replaced"], "1");
     // A swap compiles with Winch; the version is then compiled again with Cranelift.
     assert_eq!(swaps[0]["compiler"], "winch", "{swaps:?}");
-    let recompiled = async {
-        while !log_entries(&host).iter().any(|e| {
+    let recompiled = within(Duration::from_secs(10), || async {
+        log_entries(&host).iter().any(|e| {
             e["message"] == "model version recompiled" && e["version"] == "2" && e["compiler"] == "cranelift"
-        }) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), recompiled)
-        .await
-        .expect("version 2 recompiled with Cranelift");
+        })
+    });
+    recompiled.await.expect("version 2 recompiled with Cranelift");
     assert_eq!(host.get_json("/model/info").await.1["compiler"], "cranelift");
 }
 
@@ -227,12 +210,10 @@ async fn a_burst_is_logged_line_for_line_by_the_time_the_host_exits() {
             .collect()
     };
     // The process has exited; its last bytes may still be on their way through the pipe.
-    let all_logged = async {
-        while burst_ids(&logs.lock().unwrap()).len() < CLIENTS * PER_CLIENT {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let complete = tokio::time::timeout(Duration::from_secs(5), all_logged).await.is_ok();
+    let all_logged = within(Duration::from_secs(5), || async {
+        burst_ids(&logs.lock().unwrap()).len() >= CLIENTS * PER_CLIENT
+    });
+    let complete = all_logged.await.is_some();
     let lines = logs.lock().unwrap().clone();
     assert!(complete, "{} of {} request lines logged", burst_ids(&lines).len(), CLIENTS * PER_CLIENT);
     let torn: Vec<_> = lines.iter().filter(|l| serde_json::from_str::<Value>(l).is_err()).collect();

@@ -2,6 +2,7 @@
 //! real AWS SDK, the real binary): publish, approve, reject, broken artifacts, outages,
 //! and restarts from the cache.
 
+use crate::helpers::within;
 use crate::process::{HostProcess, Moto, cli_ok, env_of, write_file};
 use plugin_artifacts::fixtures;
 use predict_host::artifact::s3::{ObjectStore, S3Url};
@@ -104,22 +105,6 @@ impl Registry {
             .await;
         AwsClients::from_config(&shared, true)
     }
-}
-
-/// Polls `check` every 20 ms until it holds or `timeout` passes; returns the time taken.
-async fn within<F, Fut>(timeout: Duration, check: F) -> Option<Duration>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < timeout {
-        if check().await {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
 }
 
 const SEED: &str = r#"{"BASKET_SIZE":"M","BASKET_TYPE":"MIXED","STORE_REGION":"LONDON","STORE_FORMAT":"LS","SPEND":125.50,"QUANTITY":3,"PROD_CODE_20":"FOOD","PROD_CODE_30":"FRESH"}"#;
