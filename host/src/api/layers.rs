@@ -113,7 +113,7 @@ mod tests {
     }
 
     /// Arms and drops `count` request-length timeouts, as requests that end at once do,
-    /// without yielding; returns the `write` calls that made on this worker thread.
+    /// without yielding; returns the `write` calls this worker thread made meanwhile.
     async fn arm_timeouts(count: u32) -> u64 {
         let before = thread_writes();
         for _ in 0..count {
