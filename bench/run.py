@@ -3,7 +3,8 @@
 one machine, with one load generator (wrk), and reports ratios.
 
 - ceiling: bench/ceiling, the same HTTP stack parsing the same basket, no model;
-- incumbent: bench/incumbent, FastAPI + scikit-learn under uvicorn, one worker per core;
+- incumbent: bench/incumbent, FastAPI + scikit-learn under uvicorn, one worker per core
+  (bench/incumbent/serve.py: uvicorn's command line, with TCP_NODELAY on its connections);
 - predict-host: serving its bundled plugin, as `serve` runs by default.
 
 The full run builds both servers in the `dist` profile the container image ships (release
@@ -181,7 +182,7 @@ def main():
 
     specs = [
         ("ceiling", [os.path.join(built, "bench-ceiling")], None, ROOT),
-        ("incumbent", [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--workers",
+        ("incumbent", [sys.executable, "serve.py", "app:app", "--host", "127.0.0.1", "--workers",
                        str(cores), "--log-level", "warning"], {"TRAIN_CSV": train_csv},
          os.path.join(ROOT, "bench", "incumbent")),
         ("predict-host", [host_binary, "serve", "--bind", "127.0.0.1"], host_env, ROOT),

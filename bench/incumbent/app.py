@@ -4,7 +4,8 @@ one-row pandas DataFrame, and a scikit-learn pipeline (one-hot categoricals, sta
 log1p numerics, multinomial logistic regression) scores it.
 
 The pipeline is fitted at start-up on the same synthetic training split the plugin was
-trained on (TRAIN_CSV, written by the trainer). Run with uvicorn, one worker per core.
+trained on (TRAIN_CSV, written by the trainer). Run with uvicorn, one worker per core
+(serve.py).
 """
 
 import os
