@@ -5,6 +5,7 @@
 use crate::artifact::Artifact;
 use crate::artifact::signature::{PluginKey, SignatureError};
 use crate::model::LoadedModel;
+use crate::observe::PluginCalls;
 use crate::runtime::{BATCH_WORLD, CallError, Compiler, LoadError, ModelInfo, Prediction, Runtime, priority};
 use crate::slot::{ActiveModel, LoadFailureRecord};
 use crate::tier_up::TierUp;
@@ -41,6 +42,7 @@ pub fn load(
     let info = tokio.block_on(plugin.info()).map_err(LoadFailure::Info)?;
     check_info(&info).map_err(LoadFailure::BadInfo)?;
 
+    let calls = PluginCalls::new(&artifact.version);
     let mut model = LoadedModel {
         version: artifact.version,
         digest: artifact.digest,
@@ -52,6 +54,7 @@ pub fn load(
         loaded_at: SystemTime::now(),
         load_time: started.elapsed(),
         plugin,
+        calls,
     };
     self_test(&tokio, &model).map_err(LoadFailure::Sample)?;
     model.load_time = started.elapsed();

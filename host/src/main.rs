@@ -5,6 +5,9 @@ use predict_host::config::{Cli, Command};
 use predict_host::{commands, server, telemetry};
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);

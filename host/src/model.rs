@@ -2,6 +2,7 @@
 //! and the checks every answer of the plugin must pass before it reaches a client.
 
 use crate::artifact::Origin;
+use crate::observe::PluginCalls;
 use crate::runtime::{
     Answer, CallError, Field, ModelInfo, Plugin, PredictError, Prediction, predictions_from_scores,
 };
@@ -24,6 +25,8 @@ pub struct LoadedModel {
     /// Fetch-to-ready time: compile, checks and self-test.
     pub load_time: Duration,
     pub plugin: Plugin,
+    /// This version's plugin-call metrics.
+    pub calls: PluginCalls,
 }
 
 /// Why scoring a batch failed.
@@ -50,7 +53,7 @@ impl LoadedModel {
         let started = Instant::now();
         let outcome = self.score(rows).await;
         let failure = outcome.as_ref().err().and_then(PredictFailure::kind);
-        crate::observe::plugin_call(&self.version, started.elapsed(), failure);
+        self.calls.record(started.elapsed(), failure);
         outcome
     }
 

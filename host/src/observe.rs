@@ -1,9 +1,11 @@
-//! Prometheus metrics: the process-wide recorder, and one function per event the host
-//! counts, so metric names and labels live in one place.
+//! Prometheus metrics: the process-wide recorder, and one function (or handle) per event
+//! the host counts, so metric names and labels live in one place. Handles on the request
+//! path are registered once and kept, and each registration installs the recorder first,
+//! so no handle is made before it (it would record nothing).
 //!
 //! | metric | labels |
 //! |---|---|
-//! | `http_requests_total`, `http_request_duration_seconds` | `method`, `route`, `status` |
+//! | `http_requests_total`, `http_request_duration_seconds` | `method` (`OTHER` beyond the standard ones), `route`, `status` |
 //! | `http_requests_in_flight` | |
 //! | `plugin_call_duration_seconds` | `model_version` |
 //! | `plugin_call_failures_total` | `model_version`, `kind` (timeout, memory_limit, trap, instantiate, invalid_output, internal) |
@@ -12,8 +14,11 @@
 //! | `model_load_failures_total` | `kind` (signature, component, imports, world, info, self_test, fetch) |
 //! | `model_serving` | `model_version`, `digest`: 1 for the serving version, 0 for those it replaced |
 
-use metrics::{counter, gauge, histogram};
+use axum::http::Method;
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -46,11 +51,60 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
-pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
-    let labels =
-        [("method", method.to_string()), ("route", route.to_string()), ("status", status.to_string())];
-    counter!("http_requests_total", &labels).increment(1);
-    histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+/// The handles of one request metric series, registered on first use.
+struct RequestSeries {
+    total: Counter,
+    duration: Histogram,
+}
+
+/// A worker's handles of one method and status, by route.
+type SeriesByRoute = HashMap<Box<str>, RequestSeries>;
+
+thread_local! {
+    /// Each worker's handles by (method, status), then route: registering a series means
+    /// building its labels and a lookup in the shared registry, too much to do per request.
+    static REQUEST_SERIES: RefCell<HashMap<(&'static str, u16), SeriesByRoute>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Counts and times one request. Methods outside HTTP's standard set are labelled
+/// `OTHER`, so that no client can grow the label set.
+pub fn http_request(method: &Method, route: &str, status: u16, elapsed: Duration) {
+    let method = method_label(method);
+    REQUEST_SERIES.with_borrow_mut(|series| {
+        let by_route = series.entry((method, status)).or_default();
+        if !by_route.contains_key(route) {
+            prometheus();
+            let labels = [
+                ("method", method.to_string()),
+                ("route", route.to_string()),
+                ("status", status.to_string()),
+            ];
+            let registered = RequestSeries {
+                total: counter!("http_requests_total", &labels),
+                duration: histogram!("http_request_duration_seconds", &labels),
+            };
+            by_route.insert(route.into(), registered);
+        }
+        let series = &by_route[route];
+        series.total.increment(1);
+        series.duration.record(elapsed.as_secs_f64());
+    });
+}
+
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    STANDARD.iter().find(|m| *m == method).map_or("OTHER", Method::as_str)
 }
 
 /// Tracks one request in flight until dropped.
@@ -58,23 +112,44 @@ pub struct InFlight(());
 
 impl InFlight {
     pub fn start() -> Self {
-        gauge!("http_requests_in_flight").increment(1.0);
+        Self::gauge().increment(1.0);
         Self(())
+    }
+
+    fn gauge() -> &'static Gauge {
+        static GAUGE: OnceLock<Gauge> = OnceLock::new();
+        GAUGE.get_or_init(|| {
+            prometheus();
+            gauge!("http_requests_in_flight")
+        })
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        gauge!("http_requests_in_flight").decrement(1.0);
+        Self::gauge().decrement(1.0);
     }
 }
 
-pub fn plugin_call(version: &str, elapsed: Duration, failure: Option<&'static str>) {
-    histogram!("plugin_call_duration_seconds", "model_version" => version.to_string())
-        .record(elapsed.as_secs_f64());
-    if let Some(kind) = failure {
-        counter!("plugin_call_failures_total", "model_version" => version.to_string(), "kind" => kind)
-            .increment(1);
+/// One model version's plugin-call metrics, registered when the version loads.
+pub struct PluginCalls {
+    version: String,
+    duration: Histogram,
+}
+
+impl PluginCalls {
+    pub fn new(version: &str) -> Self {
+        prometheus();
+        let duration = histogram!("plugin_call_duration_seconds", "model_version" => version.to_string());
+        Self { version: version.to_string(), duration }
+    }
+
+    pub fn record(&self, elapsed: Duration, failure: Option<&'static str>) {
+        self.duration.record(elapsed.as_secs_f64());
+        if let Some(kind) = failure {
+            counter!("plugin_call_failures_total", "model_version" => self.version.clone(), "kind" => kind)
+                .increment(1);
+        }
     }
 }
 

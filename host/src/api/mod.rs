@@ -7,11 +7,13 @@ mod error;
 mod layers;
 mod model;
 mod predict;
+mod rows;
 mod v2;
 
 pub use error::ApiError;
 pub use layers::anchor_timers;
-pub use predict::{MODEL_VERSION_HEADER, PredictionBody, rows_from_json};
+pub use predict::{MODEL_VERSION_HEADER, PredictionBody};
+pub use rows::rows_from_json;
 
 use crate::model::{LoadedModel, PredictFailure};
 use crate::runtime::{Field, Prediction};

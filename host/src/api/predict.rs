@@ -3,38 +3,57 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::rows::rows_from_json;
 use crate::model::LoadedModel;
-use crate::runtime::{Field, FieldSpec, FieldType, Prediction, Value as WitValue};
+use crate::runtime::{ClassScore, Prediction};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 /// Response header naming the model version that answered.
 pub const MODEL_VERSION_HEADER: &str = "x-model-version";
 
 /// The prediction for one row.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PredictionBody {
+// Borrowed from the plugin's answer: written out without copying it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PredictionBody<'a> {
     /// The chosen label.
-    pub prediction: String,
+    pub prediction: &'a str,
     /// The probability of every label; they sum to 1.
-    pub probabilities: BTreeMap<String, f64>,
+    #[schema(value_type = BTreeMap<String, f64>)]
+    pub probabilities: Probabilities<'a>,
     /// The model version that answered.
-    pub model_version: String,
+    pub model_version: &'a str,
+}
+
+/// Every label's probability, written as a JSON object with its labels in order.
+pub struct Probabilities<'a>(&'a [ClassScore]);
+
+impl Serialize for Probabilities<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        fn entry(score: &ClassScore) -> (&str, f64) {
+            (&score.label, score.probability)
+        }
+        if self.0.is_sorted_by(|a, b| a.label <= b.label) {
+            return serializer.collect_map(self.0.iter().map(entry));
+        }
+        let mut sorted: Vec<&ClassScore> = self.0.iter().collect();
+        sorted.sort_by(|a, b| a.label.cmp(&b.label));
+        serializer.collect_map(sorted.into_iter().map(entry))
+    }
 }
 
 /// A prediction, or a batch of them in request order.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // a schema only: answers are built from `PredictionBody`
-pub enum PredictResponse {
-    Row(PredictionBody),
-    Batch(Vec<PredictionBody>),
+pub enum PredictResponse<'a> {
+    Row(PredictionBody<'a>),
+    Batch(Vec<PredictionBody<'a>>),
 }
 
 /// Scores one row (a JSON object) or a batch (an array of objects).
@@ -60,18 +79,19 @@ pub enum PredictResponse {
 )]
 pub async fn predict(
     State(state): State<AppState>,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<Json<Box<RawValue>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    // Checked as JSON by the extractor (400 if it is not), read into rows below.
     let Json(body) = body.map_err(|r| from_rejection(r, state.max_body_bytes))?;
     let model = state.slot.current().ok_or_else(|| state.no_model())?;
-    let (rows, single) = rows_from_json(&body, &model.info.inputs, state.max_batch_rows)?;
+    let (rows, single) = rows_from_json(body.get(), &model.info.inputs, state.max_batch_rows)?;
 
     let predictions = state
         .score(&model, rows)
         .await?
         .map_err(|failure| ApiError::Plugin { failure, version: model.version.clone() })?;
 
-    let mut bodies = predictions.into_iter().map(|p| to_body(p, &model));
+    let mut bodies = predictions.iter().map(|p| to_body(p, &model));
     let mut response = if single {
         Json(bodies.next()).into_response()
     } else {
@@ -83,11 +103,11 @@ pub async fn predict(
     Ok(response)
 }
 
-fn to_body(prediction: Prediction, model: &LoadedModel) -> PredictionBody {
+fn to_body<'a>(prediction: &'a Prediction, model: &'a LoadedModel) -> PredictionBody<'a> {
     PredictionBody {
-        prediction: prediction.label,
-        probabilities: prediction.scores.into_iter().map(|s| (s.label, s.probability)).collect(),
-        model_version: model.version.clone(),
+        prediction: &prediction.label,
+        probabilities: Probabilities(&prediction.scores),
+        model_version: &model.version,
     }
 }
 
@@ -101,84 +121,20 @@ pub(super) fn from_rejection(rejection: JsonRejection, limit: usize) -> ApiError
     }
 }
 
-/// The plugin rows of a `/predict` body, and whether it was a single row (an object)
-/// rather than a batch (an array of objects).
-pub fn rows_from_json(
-    body: &Value,
-    inputs: &[FieldSpec],
-    max_rows: usize,
-) -> Result<(Vec<Vec<Field>>, bool), ApiError> {
-    match body {
-        Value::Object(object) => Ok((vec![to_row(object, 0, inputs)?], true)),
-        Value::Array(items) => Ok((to_rows(items, inputs, max_rows)?, false)),
-        _ => Err(ApiError::invalid("expected a JSON object, or an array of objects")),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::Probabilities;
+    use crate::runtime::ClassScore;
 
-fn to_rows(items: &[Value], inputs: &[FieldSpec], max_rows: usize) -> Result<Vec<Vec<Field>>, ApiError> {
-    if items.is_empty() {
-        return Err(ApiError::invalid("empty batch: send at least one row"));
-    }
-    if items.len() > max_rows {
-        return Err(ApiError::invalid(format!(
-            "batch of {} rows exceeds the limit of {max_rows}",
-            items.len()
-        )));
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let row = u32::try_from(i).unwrap_or(u32::MAX);
-            match item {
-                Value::Object(object) => to_row(object, row, inputs),
-                _ => Err(ApiError::invalid_row(row, None, format!("row {row}: expected a JSON object"))),
-            }
-        })
-        .collect()
-}
-
-/// Converts one JSON object into a plugin row, checked against the model's inputs:
-/// required fields present, numbers where numbers are expected, strings where text is.
-/// Fields the model does not know are ignored.
-fn to_row(object: &Map<String, Value>, row: u32, inputs: &[FieldSpec]) -> Result<Vec<Field>, ApiError> {
-    let mut fields = Vec::with_capacity(inputs.len());
-    for spec in inputs {
-        let value = match (object.get(&spec.name), spec.type_) {
-            (None | Some(Value::Null), _) if !spec.required => continue,
-            (None, _) => {
-                let message = format!("row {row}: missing required field \"{}\"", spec.name);
-                return Err(ApiError::invalid_row(row, Some(&spec.name), message));
-            }
-            (Some(Value::Number(n)), FieldType::Number) => match n.as_f64() {
-                Some(x) => WitValue::Number(x),
-                None => return Err(wrong_type(row, spec, "a number out of range")),
-            },
-            (Some(Value::String(s)), FieldType::Text) => WitValue::Text(s.clone()),
-            (Some(other), _) => return Err(wrong_type(row, spec, json_kind(other))),
-        };
-        fields.push(Field { name: spec.name.clone(), value });
-    }
-    Ok(fields)
-}
-
-fn wrong_type(row: u32, spec: &FieldSpec, got: &str) -> ApiError {
-    let expected = match spec.type_ {
-        FieldType::Number => "a number",
-        FieldType::Text => "a string",
-    };
-    let message = format!("row {row}: field \"{}\" must be {expected}, got {got}", spec.name);
-    ApiError::invalid_row(row, Some(&spec.name), message)
-}
-
-/// How a JSON value's kind reads in an error message.
-pub(super) fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+    #[test]
+    fn probabilities_are_written_by_label_in_order_whatever_the_plugins_order() {
+        let score = |label: &str, probability| ClassScore { label: label.into(), probability };
+        for scores in [
+            vec![score("LA", 0.25), score("MM", 0.5), score("UM", 0.25)],
+            vec![score("UM", 0.25), score("LA", 0.25), score("MM", 0.5)],
+        ] {
+            let written = serde_json::to_string(&Probabilities(&scores)).unwrap();
+            assert_eq!(written, r#"{"LA":0.25,"MM":0.5,"UM":0.25}"#);
+        }
     }
 }

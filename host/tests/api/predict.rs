@@ -134,3 +134,39 @@ async fn bad_inputs_get_precise_errors_and_the_server_keeps_answering() {
     assert_eq!(status, 200, "still serving after bad input: {body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_sending_gets_a_json_408_and_the_server_keeps_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_ready_app(&["--request-timeout-secs", "1"]).await;
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    // Promises 100 bytes of body, sends 10, then waits.
+    let head =
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    stream.write_all(format!("{head}{{\"BASKET_S").as_bytes()).await.unwrap();
+
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buffer = [0u8; 4096];
+        // The answer is complete once its JSON body has closed.
+        while !response.ends_with(b"}") {
+            let n = stream.read(&mut buffer).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&buffer[..n]);
+        }
+    })
+    .await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(read.is_ok(), "no complete answer within 10 s: {response:?}");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+    let body: Value = serde_json::from_str(body).expect("a JSON body");
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+
+    let (status, body) = app.predict(&seed_payload()).await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}

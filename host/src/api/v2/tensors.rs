@@ -3,7 +3,7 @@
 
 use super::schema::{Datatype, InferInputTensor, InferRequest, OutputName, RequestedOutput};
 use super::{BINARY_REFUSAL, Failure, bad};
-use crate::api::predict::json_kind;
+use crate::api::rows::json_kind;
 use crate::runtime::{Field, FieldSpec, FieldType, Value as WitValue};
 use serde_json::{Map, Number, Value};
 
