@@ -13,12 +13,11 @@
 mod json_line;
 
 use crate::config::LogFormat;
-use json_line::JsonLine;
+use json_line::{JsonLine, SpanFields};
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::JsonFields;
 
 /// Lines a worker thread holds back before writing them; a few dozen request lines.
 pub const BATCH_BYTES: usize = 16 * 1024;
@@ -114,7 +113,7 @@ pub fn init(format: LogFormat) {
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(BatchedStderr);
     let _ = if json {
-        builder.with_ansi(false).fmt_fields(JsonFields::new()).event_format(JsonLine).try_init()
+        builder.with_ansi(false).fmt_fields(SpanFields).event_format(JsonLine).try_init()
     } else {
         builder.try_init()
     };

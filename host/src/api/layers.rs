@@ -35,8 +35,8 @@ pub fn around<S: Clone + Send + Sync + 'static>(router: Router<S>, request_timeo
             tracing::info_span!(
                 "request",
                 request_id = id.unwrap_or(""),
-                method = %request.method(),
-                path = %request.uri().path(),
+                method = request.method().as_str(),
+                path = request.uri().path(),
             )
         })
         .on_request(())

@@ -5,30 +5,33 @@
 //! `level`, the event's fields, `target`, and `span` (its fields and `name`). That format
 //! parses the current span's fields back from JSON for every event, and formats each
 //! field into a map first; on a server logging a line per request, that cost several
-//! percent of its throughput (BENCHMARKS.md). Here the span's fields, which
-//! [`JsonFields`] stored as a JSON object when the span opened, are copied as they are,
-//! and each event field goes straight through serde_json's serializer, which escapes it.
+//! percent of its throughput (BENCHMARKS.md). Here a span's fields are written once, as a
+//! JSON object, when the span opens ([`SpanFields`]; `JsonFields` builds a map of them
+//! first), and copied as they are into each line; each field goes straight through
+//! serde_json's serializer, which escapes it.
 
 use serde::Serializer as _;
 use std::fmt;
 use std::io;
 use tracing::field::{Field, Visit};
+use tracing::span::Record;
 use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Formats each event as one JSON object on its own line.
 pub struct JsonLine;
 
-impl<S> FormatEvent<S, JsonFields> for JsonLine
+impl<S> FormatEvent<S, SpanFields> for JsonLine
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, JsonFields>,
+        ctx: &FmtContext<'_, S, SpanFields>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -36,7 +39,7 @@ where
         writer.write_str("{\"timestamp\":\"")?;
         SystemTime.format_time(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
-        let mut fields = FieldWriter { writer: &mut writer, result: Ok(()) };
+        let mut fields = FieldWriter { writer: &mut writer, comma: true, result: Ok(()) };
         event.record(&mut fields);
         fields.result?;
         writer.write_str(",\"target\":")?;
@@ -45,7 +48,7 @@ where
         if let Some(span) = span {
             writer.write_str(",\"span\":{")?;
             let extensions = span.extensions();
-            let stored = extensions.get::<FormattedFields<JsonFields>>().map_or("", |f| f.fields.as_str());
+            let stored = extensions.get::<FormattedFields<SpanFields>>().map_or("", |f| f.fields.as_str());
             // An object, or nothing for a span without fields: its members, then a comma.
             let members = stored.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or("");
             if !members.is_empty() {
@@ -60,9 +63,33 @@ where
     }
 }
 
-/// Writes each field as `,"name":value`; the first failure stops the rest.
+/// Stores a span's fields as the text of a JSON object, written as the span opens.
+pub struct SpanFields;
+
+impl<'w> FormatFields<'w> for SpanFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        writer.write_char('{')?;
+        let mut members = FieldWriter { writer: &mut writer, comma: false, result: Ok(()) };
+        fields.record(&mut members);
+        members.result?;
+        writer.write_char('}')
+    }
+
+    /// Fields recorded after the span opened (none of the host's spans do) are merged as
+    /// `JsonFields` merges them: a field recorded again replaces its earlier value.
+    fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &Record<'_>) -> fmt::Result {
+        let mut merged = FormattedFields::<JsonFields>::new(std::mem::take(&mut current.fields));
+        let result = JsonFields::new().add_fields(&mut merged, fields);
+        current.fields = merged.fields;
+        result
+    }
+}
+
+/// Writes each field as `"name":value`, after a comma from the second on (or from the
+/// first, with `comma` set); the first failure stops the rest.
 struct FieldWriter<'a, 'w> {
     writer: &'a mut Writer<'w>,
+    comma: bool,
     result: fmt::Result,
 }
 
@@ -70,7 +97,9 @@ impl FieldWriter<'_, '_> {
     fn member(&mut self, field: &Field, value: impl FnOnce(&mut Json<'_, '_>) -> serde_json::Result<()>) {
         if self.result.is_ok() {
             self.result = (|| {
-                self.writer.write_char(',')?;
+                if std::mem::replace(&mut self.comma, true) {
+                    self.writer.write_char(',')?;
+                }
                 json(self.writer, |s| s.serialize_str(field.name()))?;
                 self.writer.write_char(':')?;
                 json(self.writer, value)
@@ -179,6 +208,10 @@ mod tests {
         let other = tracing::info_span!("other", id = 7, label = "x");
         tracing::info!(parent: &other, "with an explicit parent");
         tracing::trace!(parent: None, "explicitly without a parent");
+        let recorded = tracing::info_span!("recorded", first = 1, later = tracing::field::Empty);
+        recorded.record("later", "then");
+        recorded.record("first", 2);
+        tracing::info!(parent: &recorded, "fields recorded after the span opened");
     }
 
     /// The lines `emit` writes, parsed, with `JsonLine` or with tracing-subscriber's JSON.
@@ -189,7 +222,7 @@ mod tests {
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false);
         if json_line {
-            let subscriber = builder.fmt_fields(JsonFields::new()).event_format(JsonLine).finish();
+            let subscriber = builder.fmt_fields(SpanFields).event_format(JsonLine).finish();
             tracing::subscriber::with_default(subscriber, emit);
         } else {
             let subscriber = builder.json().flatten_event(true).with_span_list(false).finish();
@@ -205,7 +238,7 @@ mod tests {
     #[test]
     fn lines_carry_what_tracing_subscribers_json_format_does() {
         let (ours, reference) = (lines(true), lines(false));
-        assert_eq!(ours.len(), 6);
+        assert_eq!(ours.len(), 7);
         assert_eq!(ours.len(), reference.len());
         for (mut ours, mut reference) in ours.into_iter().zip(reference) {
             let (a, b) = (ours["timestamp"].take(), reference["timestamp"].take());
