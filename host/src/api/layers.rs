@@ -150,9 +150,12 @@ mod tests {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(async {
-            // Without it, each timeout wakes the runtime: the cost the anchor removes.
+            // Without it, a timeout armed while the other worker sleeps on the timer driver
+            // wakes it: the cost the anchor removes. How many of 200 back-to-back ones find
+            // it asleep again depends on the machine's load (160-200 when quiet, 64 seen
+            // under a CI build's load), hence the low bar.
             let without = tokio::spawn(arm_timeouts(200)).await.unwrap();
-            assert!(without >= 100, "{without} wake-ups for 200 timeouts without the anchor");
+            assert!(without >= 10, "{without} wake-ups for 200 timeouts without the anchor");
             let anchor = tokio::spawn(anchor_timers());
             tokio::time::sleep(Duration::from_millis(50)).await;
             let with = tokio::spawn(arm_timeouts(200)).await.unwrap();
