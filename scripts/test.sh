@@ -26,7 +26,9 @@ scripts/build-release.sh
 scripts/check-deploy.sh
 cargo test --release --workspace --locked
 # The criterion micro-benchmarks, each run once as a test so they cannot rot.
-cargo test --release -p predict-host --bench runtime --locked
+# `--workspace`, as above: the same package set unifies dependency features the same
+# way, so this reuses that build instead of compiling wasmtime and the AWS SDKs again.
+cargo test --release --workspace --bench runtime --locked
 # The benchmark against the ceiling and incumbent servers, in smoke mode (seconds per
 # step, one concurrency level): it runs end to end; its figures are not judged here.
 python3 bench/run.py --smoke
