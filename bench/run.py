@@ -25,6 +25,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -55,9 +56,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_ready(url, timeout=120):
+def wait_ready(url, process, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url}: the server exited with status {process.returncode} before answering")
         try:
             body = json.dumps(SEED).encode()
             request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
@@ -94,6 +97,11 @@ def memory_kib(pid, field):
 
 
 class Server:
+    """A server under test, used as a context manager: stopped on leaving it, however that
+    happens. Its output goes to a temporary log (predict-host's request log runs to hundreds
+    of MB in a full run), deleted when the server stopped cleanly and the step succeeded,
+    and otherwise kept, with its path printed."""
+
     def __init__(self, name, args, port, env=None, cwd=ROOT):
         self.name, self.port = name, port
         self.url = f"http://127.0.0.1:{port}/predict"
@@ -101,19 +109,42 @@ class Server:
         self.process = subprocess.Popen(
             args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=self.log, stderr=self.log
         )
-        wait_ready(self.url)
+        try:
+            wait_ready(self.url, self.process)
+        except BaseException:
+            self.stop(failed=True)
+            raise
         time.sleep(0.5)
         self.idle_rss_kib = memory_kib(self.process.pid, "VmRSS")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error, *_):
+        self.stop(failed=error is not None)
 
     def peak_rss_kib(self):
         return memory_kib(self.process.pid, "VmHWM")
 
-    def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+    def stop(self, failed=False):
+        if self.log.closed:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        else:
+            failed = True  # it exited before it was asked to
+        self.log.close()
+        # 0: a graceful shutdown; -SIGTERM: a server with no handler for it (the ceiling).
+        if failed or self.process.returncode not in (0, -signal.SIGTERM):
+            print(f"{self.name}: exited with status {self.process.returncode}; its output is in {self.log.name}",
+                  file=sys.stderr, flush=True)
+        else:
+            os.unlink(self.log.name)
 
 
 def wrk(url, body, connections, seconds):
@@ -121,11 +152,13 @@ def wrk(url, body, connections, seconds):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(body, f)
     threads = 1 if connections == 1 else 2
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", REPORT_SCRIPT, url],
-        env={**os.environ, "BENCH_BODY_FILE": f.name}, capture_output=True, text=True, check=True,
-    ).stdout
-    os.unlink(f.name)
+    try:
+        out = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", REPORT_SCRIPT, url],
+            env={**os.environ, "BENCH_BODY_FILE": f.name}, capture_output=True, text=True, check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
     report = json.loads(next(l for l in out.splitlines() if l.startswith("BENCH "))[6:])
     report["rps"] = report["requests"] / (report["duration_us"] / 1e6)
     return report
@@ -190,76 +223,80 @@ def main():
     for name, args, env, cwd in specs:
         port = free_port()
         args = args + (["--port", str(port)] if name != "ceiling" else [str(port)])
-        server = Server(name, args, port, env, cwd)
-        wrk(server.url, SEED, 16, warmup)
-        runs = {}
-        for c in concurrency:
-            runs[c] = wrk(server.url, SEED, c, seconds)
-            print(f"{name:>12} c={c:<3} {runs[c]['rps']:>10.0f} req/s  p99 {fmt_us(runs[c]['p99_us'])}", flush=True)
-        results["servers"][name] = {"runs": runs, "idle_rss_kib": server.idle_rss_kib,
-                                    "peak_rss_kib": server.peak_rss_kib()}
-        server.stop()
+        with Server(name, args, port, env, cwd) as server:
+            wrk(server.url, SEED, 16, warmup)
+            runs = {}
+            for c in concurrency:
+                runs[c] = wrk(server.url, SEED, c, seconds)
+                print(f"{name:>12} c={c:<3} {runs[c]['rps']:>10.0f} req/s  p99 {fmt_us(runs[c]['p99_us'])}",
+                      flush=True)
+            results["servers"][name] = {"runs": runs, "idle_rss_kib": server.idle_rss_kib,
+                                        "peak_rss_kib": server.peak_rss_kib()}
 
     # Batches and swaps, on predict-host serving a plugin directory.
-    plugins = tempfile.mkdtemp(prefix="bench-plugins-")
+    with tempfile.TemporaryDirectory(prefix="bench-plugins-") as plugins:
+        batch_and_swap(results, built, host_binary, host_env, batches, seconds, warmup, plugins)
+
+    write_reports(results, options.out, concurrency)
+
+
+def batch_and_swap(results, built, host_binary, host_env, batches, seconds, warmup, plugins):
+    """Batch throughput and the cost of hot swaps, on predict-host serving `plugins`."""
     wasm = max(glob.glob(os.path.join(built, "build", "plugin-artifacts-*", "out",
                                       "price-sensitivity.wasm")), key=os.path.getmtime)
     shutil.copy(wasm, os.path.join(plugins, "price-sensitivity-1.wasm"))
     port = free_port()
-    host = Server("predict-host-dir", [host_binary, "serve", "--bind", "127.0.0.1", "--port", str(port),
-                                        "--plugin-dir", plugins], port, host_env)
-    def plugin_us_per_call(body, connections):
-        """A wrk run with the plugin's mean wall time per call over it, from /metrics."""
-        before = plugin_seconds(port)
-        run = wrk(host.url, body, connections, seconds)
-        after = plugin_seconds(port)
-        calls = after[1] - before[1]
-        return run, (after[0] - before[0]) / calls * 1e6 if calls else None
+    with Server("predict-host-dir", [host_binary, "serve", "--bind", "127.0.0.1", "--port", str(port),
+                                     "--plugin-dir", plugins], port, host_env) as host:
+        def plugin_us_per_call(body, connections):
+            """A wrk run with the plugin's mean wall time per call over it, from /metrics."""
+            before = plugin_seconds(port)
+            run = wrk(host.url, body, connections, seconds)
+            after = plugin_seconds(port)
+            calls = after[1] - before[1]
+            return run, (after[0] - before[0]) / calls * 1e6 if calls else None
 
-    for size in batches:
-        body = [SEED] * size
-        wrk(host.url, body, 16, warmup)
-        # At one connection a call has the machine to itself: its plugin time is the
-        # cost of the call. At 16, calls share two cores and yield to each other.
-        _, alone = plugin_us_per_call(body, 1)
-        run, loaded = plugin_us_per_call(body, 16)
-        run["rows_per_s"] = run["rps"] * size
-        run["plugin_us_per_call"] = loaded
-        run["plugin_us_per_call_alone"] = alone
-        results["batch"][size] = run
-        print(f"  batch {size:>5}: {run['rows_per_s']:>12.0f} rows/s, plugin {alone:.1f} µs/call alone, "
-              f"{loaded:.1f} under 16 connections", flush=True)
+        for size in batches:
+            body = [SEED] * size
+            wrk(host.url, body, 16, warmup)
+            # At one connection a call has the machine to itself: its plugin time is the
+            # cost of the call. At 16, calls share two cores and yield to each other.
+            _, alone = plugin_us_per_call(body, 1)
+            run, loaded = plugin_us_per_call(body, 16)
+            run["rows_per_s"] = run["rps"] * size
+            run["plugin_us_per_call"] = loaded
+            run["plugin_us_per_call_alone"] = alone
+            results["batch"][size] = run
+            print(f"  batch {size:>5}: {run['rows_per_s']:>12.0f} rows/s, plugin {alone:.1f} µs/call alone, "
+                  f"{loaded:.1f} under 16 connections", flush=True)
 
-    steady = wrk(host.url, SEED, 16, seconds)
-    swaps = []
+        steady = wrk(host.url, SEED, 16, seconds)
+        swaps = []
 
-    def publish_versions():
-        time.sleep(0.5)
-        version = 2
-        while len(swaps) < max(2, seconds - 1):
-            target = os.path.join(plugins, f"price-sensitivity-{version}.wasm")
-            shutil.copy(wasm, target + ".tmp")
-            os.rename(target + ".tmp", target)
-            swaps.append(version)
-            version += 1
-            time.sleep(1)
+        def publish_versions():
+            time.sleep(0.5)
+            version = 2
+            while len(swaps) < max(2, seconds - 1):
+                target = os.path.join(plugins, f"price-sensitivity-{version}.wasm")
+                shutil.copy(wasm, target + ".tmp")
+                os.rename(target + ".tmp", target)
+                swaps.append(version)
+                version += 1
+                time.sleep(1)
 
-    publisher = threading.Thread(target=publish_versions)
-    publisher.start()
-    swapping = wrk(host.url, SEED, 16, seconds)
-    publisher.join()
-    # Swaps compile with Winch; a version that has served TIER_UP_AFTER (3 s) is compiled
-    # again with Cranelift, which the run above never reaches (a swap every second). The
-    # last version's recompile falls in this run.
-    after = wrk(host.url, SEED, 16, seconds)
-    info = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/model/info").read())
-    results["swap"] = {"steady": steady, "during_swaps": swapping, "swaps": len(swaps),
-                       "p99_ratio": swapping["p99_us"] / steady["p99_us"],
-                       "after_swaps": after, "after_p99_ratio": after["p99_us"] / steady["p99_us"],
-                       "compiler_after": info.get("compiler")}
-    host.stop()
-
-    write_reports(results, options.out, concurrency)
+        publisher = threading.Thread(target=publish_versions)
+        publisher.start()
+        swapping = wrk(host.url, SEED, 16, seconds)
+        publisher.join()
+        # Swaps compile with Winch; a version that has served TIER_UP_AFTER (3 s) is compiled
+        # again with Cranelift, which the run above never reaches (a swap every second). The
+        # last version's recompile falls in this run.
+        after = wrk(host.url, SEED, 16, seconds)
+        info = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/model/info").read())
+        results["swap"] = {"steady": steady, "during_swaps": swapping, "swaps": len(swaps),
+                           "p99_ratio": swapping["p99_us"] / steady["p99_us"],
+                           "after_swaps": after, "after_p99_ratio": after["p99_us"] / steady["p99_us"],
+                           "compiler_after": info.get("compiler")}
 
 
 def machine():
