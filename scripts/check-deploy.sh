@@ -2,10 +2,11 @@
 # Checks the deployment files, as CI does:
 #   1. k8s/ renders with kustomize (`kubectl kustomize`, what `kubectl apply -k k8s/` applies),
 #      and every manifest in k8s/ is one of its resources;
-#   2. every manifest and the rendered output validate (strictly: no unknown fields)
+#   2. every manifest, the rendered output and the load test's manifest
+#      (k8s/load-test/, which scripts/hpa-load-test.sh applies) validate (strictly: no unknown fields)
 #      against the Kubernetes API of the oldest version the manifests need and the newest
 #      the validator knows;
-#   3. checkov passes k8s/, the rendered output and the Dockerfile (no failed checks; skips
+#   3. checkov passes k8s/ (load test included), the rendered output and the Dockerfile (no failed checks; skips
 #      carry their reason in the files);
 #   4. hadolint passes the Dockerfile.
 # Runs every check even after a failure, prints a summary, and exits non-zero if any failed.
@@ -93,7 +94,7 @@ rm -f "$rendered"
 check "render: kubectl kustomize k8s/" render
 check "kustomization lists every manifest" all_listed
 for version in "${KUBERNETES_VERSIONS[@]}"; do
-  targets=("${manifests[@]}")
+  targets=("${manifests[@]}" k8s/load-test/*.yaml)
   [ -s "$rendered" ] && targets+=("$rendered")
   check "kubernetes-validate --strict, Kubernetes $version (${#targets[@]} files)" \
     "$kubernetes_validate" --strict --quiet --kubernetes-version "$version" "${targets[@]}"
