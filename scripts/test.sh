@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check CI runs, installing what a fresh machine lacks: formatting, lints,
-# and all tests. Tests build in the release profile, the same build the image uses.
+# and all tests. Tests build in the release profile: the image's `dist` profile is release
+# plus whole-program optimisation, whose final links would take too long for every test
+# binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +22,8 @@ fi
 
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
-# The release build exactly as the container image makes it (prints the binary's size).
+# The host alone, as the container image builds it (the same command, in `release` rather
+# than `dist`; prints the binary's size).
 scripts/build-release.sh
 # The Dockerfile and Kubernetes manifests: rendered, schema-validated, checkov, hadolint.
 scripts/check-deploy.sh

@@ -144,6 +144,10 @@ impl ModelRegistry {
             .get(SHA256_PROPERTY)
             .map(|s| s.trim().to_ascii_lowercase())
             .ok_or_else(|| malformed("no plugin-sha256 in CustomerMetadataProperties"))?;
+        // It names files in the artifact cache: nothing but a digest may get there.
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(malformed("plugin-sha256 is not 64 hexadecimal digits"));
+        }
         Ok(VersionDetails {
             group: self.group.clone(),
             version: out

@@ -18,7 +18,7 @@ use std::time::SystemTime;
 pub struct LoadFailureRecord {
     pub version: String,
     /// What failed: `signature`, `component`, `imports`, `world`, `info`, `self_test`,
-    /// `fetch` (also the label of `model_load_failures_total`).
+    /// `panic`, `fetch`, `record` (also the label of `model_load_failures_total`).
     pub kind: &'static str,
     pub digest: String,
     pub reason: String,

@@ -128,7 +128,15 @@ impl RegistrySource {
             if self.retry_at.get(&summary.version).is_some_and(|(_, at)| Instant::now() < *at) {
                 continue;
             }
-            let details = self.registry.describe(&summary.arn).await?;
+            let details = match self.registry.describe(&summary.arn).await {
+                Ok(details) => details,
+                // One version's broken record keeps that version out, not the others.
+                Err(e @ RegistryError::Malformed(..)) => {
+                    self.version_failed(summary.version, "record", String::new(), &e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if self.loader.is_refused(&details_identity(&details)) {
                 continue;
             }
@@ -144,7 +152,9 @@ impl RegistrySource {
                         return Ok(());
                     }
                 }
-                Err(e) => self.fetch_failed(&details, e),
+                Err(e) => {
+                    self.version_failed(details.version, "fetch", format!("sha256:{}", details.sha256), &e)
+                }
             }
         }
         if serving.is_some() && !approved.iter().any(|v| Some(v.version) == serving) {
@@ -202,14 +212,23 @@ impl RegistrySource {
             .map_err(|e| FetchError::BadMetrics { url: url.to_string(), message: e.to_string() })
     }
 
-    fn fetch_failed(&mut self, details: &VersionDetails, error: FetchError) {
-        let failures = self.retry_at.get(&details.version).map_or(0, |(n, _)| *n) + 1;
+    /// Records that `version` cannot be loaded now (its plugin or metrics could not be
+    /// fetched, or its registry record is broken), and when to try it again: both can be
+    /// put right without a new version.
+    fn version_failed(
+        &mut self,
+        version: u32,
+        kind: &'static str,
+        digest: String,
+        error: &dyn std::fmt::Display,
+    ) {
+        let failures = self.retry_at.get(&version).map_or(0, |(n, _)| *n) + 1;
         let wait = backoff(self.poll_interval, failures);
-        self.retry_at.insert(details.version, (failures, Instant::now() + wait));
+        self.retry_at.insert(version, (failures, Instant::now() + wait));
         self.loader.slot().record_failure(LoadFailureRecord {
-            version: details.version.to_string(),
-            kind: "fetch",
-            digest: format!("sha256:{}", details.sha256),
+            version: version.to_string(),
+            kind,
+            digest,
             reason: format!("{error} (retrying in {}s)", wait.as_secs()),
             at: SystemTime::now(),
         });
@@ -232,6 +251,9 @@ impl Controlled for RegistrySource {
         let details = match details {
             Ok(details) => details,
             Err(RegistryError::NoSuchVersion(..)) => return Err(missing()),
+            Err(e @ RegistryError::Malformed(..)) => {
+                return Err(ControlError::Refused { version: version.to_string(), reason: e.to_string() });
+            }
             Err(e) => match self.cache.as_ref().and_then(|c| c.version(self.registry.group(), number)) {
                 Some(cached) => cached.details,
                 None => return Err(ControlError::Unavailable(e.to_string())),

@@ -8,7 +8,7 @@ use plugin_artifacts::fixtures;
 use predict_host::artifact::s3::{ObjectStore, S3Url};
 use predict_host::artifact::sha256_hex;
 use predict_host::aws::AwsClients;
-use predict_host::registry::{ModelRegistry, NewVersion};
+use predict_host::registry::{ModelRegistry, NewVersion, RegistryError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -258,6 +258,50 @@ async fn broken_artifacts_are_refused_and_the_serving_version_stays() {
     let before = attempts();
     tokio::time::sleep(POLL * 4).await;
     assert!(attempts() - before <= 2, "refusals repeat: {} in 4 polls", attempts() - before);
+}
+
+/// A newer Approved version whose record is broken (here a plugin-sha256 that is not a
+/// digest, which would otherwise name a path in the cache) is refused on its own: a host
+/// starting cold serves the older good one, and says why the newer one is not serving.
+#[tokio::test]
+async fn a_broken_registry_record_keeps_out_only_its_own_version() {
+    let registry = Registry::start();
+    let (good, _) = registry.publish(true, "good");
+    let clients = registry.clients().await;
+    let models = ModelRegistry::new(clients.sagemaker.clone(), GROUP);
+    let details = models.describe(&models.arn_of(good).await.unwrap()).await.unwrap();
+    let created = models
+        .create_version(&NewVersion {
+            artifact_url: &details.artifact_url,
+            sha256: "../sha256/not-a-digest",
+            world: "mlops:predictor/predictor@1.0.0",
+            signature: None,
+            metrics_url: None,
+            description: Some("registered by hand"),
+            container_image: "predict-host",
+            approve: true,
+        })
+        .await;
+    // The package is created; reading it back is what fails.
+    assert!(matches!(created, Err(RegistryError::Malformed(..))), "{created:?}");
+    let broken = good + 1;
+    models.arn_of(broken).await.expect("the broken version is registered");
+
+    let cache = tempfile::tempdir().unwrap();
+    let host = registry.host(cache.path());
+    host.wait_ready(Duration::from_secs(30)).await;
+    assert_eq!(host.serving_version().await, good.to_string());
+    let info = host.get_json("/model/info").await.1;
+    let errors = info["load_errors"].as_array().cloned().unwrap_or_default();
+    let refusal = errors.iter().find(|e| e["version"] == broken.to_string());
+    let refusal = refusal.unwrap_or_else(|| panic!("version {broken} not listed as refused: {info}"));
+    assert_eq!(refusal["kind"], "record", "{refusal}");
+    assert!(refusal["reason"].as_str().unwrap().contains("plugin-sha256"), "{refusal}");
+    assert!(info["source_error"].is_null(), "the registry itself answered: {info}");
+    for entry in std::fs::read_dir(cache.path().join("artifacts/sha256")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert_eq!(name, format!("{}.wasm", details.sha256), "only the good plugin is cached");
+    }
 }
 
 #[tokio::test]
