@@ -293,7 +293,8 @@ async fn a_broken_registry_record_keeps_out_only_its_own_version() {
     assert_eq!(host.serving_version().await, good.to_string());
     let info = host.get_json("/model/info").await.1;
     let errors = info["load_errors"].as_array().cloned().unwrap_or_default();
-    let refusal = errors.iter().find(|e| e["version"] == broken.to_string());
+    let wanted = broken.to_string();
+    let refusal = errors.iter().find(|e| e["version"].as_str() == Some(wanted.as_str()));
     let refusal = refusal.unwrap_or_else(|| panic!("version {broken} not listed as refused: {info}"));
     assert_eq!(refusal["kind"], "record", "{refusal}");
     assert!(refusal["reason"].as_str().unwrap().contains("plugin-sha256"), "{refusal}");
