@@ -140,9 +140,7 @@ async fn follow_source(args: ServeArgs, loader: Arc<Loader>, commands: mpsc::Rec
         Some(dir) => {
             let rescan = Duration::from_secs(args.plugin_dir_rescan_secs.max(1));
             let source = PluginDirSource::new(dir, rescan, fallback, loader);
-            if let Err(e) = source.run(commands).await {
-                tracing::error!(error = %e, "cannot watch the plugin directory");
-            }
+            source.run(commands).await;
         }
         None => {
             if let Some(bundled) = fallback {

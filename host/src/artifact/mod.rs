@@ -64,6 +64,14 @@ pub fn identity(digest: &str, signature: Option<&str>) -> String {
     }
 }
 
+/// The largest plugin read from any source. Models are far smaller (the bundled one is
+/// about 100 KiB); the bound keeps a wrong or hostile file from being read whole into
+/// memory before its digest can be checked.
+pub const MAX_PLUGIN_BYTES: u64 = 64 << 20;
+
+/// The largest metrics or signature file read beside a plugin.
+pub const MAX_SIDECAR_BYTES: u64 = 1 << 20;
+
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -4,6 +4,11 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 
+/// How long reading an object's body may take: the SDK's operation timeout ends when the
+/// response starts, and its stalled-stream check only catches a near-stop. A plugin at
+/// the size limit takes a minute at 1 MB/s.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A parsed `s3://bucket/key` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Url {
@@ -35,6 +40,8 @@ pub enum FetchError {
     BadUrl(String),
     #[error("fetching {url} failed: {message}")]
     Get { url: String, message: String },
+    #[error("{url} is larger than {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
     #[error("uploading {url} failed: {message}")]
     Put { url: String, message: String },
     #[error("{url} is {actual}, but the registry says sha256:{expected}")]
@@ -53,9 +60,12 @@ impl ObjectStore {
         Self { client }
     }
 
-    pub async fn get(&self, url: &S3Url) -> Result<Vec<u8>, FetchError> {
+    /// The object's bytes, refused beyond `limit` bytes: by its stated length before
+    /// any is read, and by what arrives while reading (within [`BODY_READ_TIMEOUT`]).
+    pub async fn get(&self, url: &S3Url, limit: u64) -> Result<Vec<u8>, FetchError> {
         let failed = |message: String| FetchError::Get { url: url.to_string(), message };
-        let object = self
+        let too_large = || FetchError::TooLarge { url: url.to_string(), limit };
+        let mut object = self
             .client
             .get_object()
             .bucket(&url.bucket)
@@ -63,8 +73,22 @@ impl ObjectStore {
             .send()
             .await
             .map_err(|e| failed(DisplayErrorContext(e).to_string()))?;
-        let body = object.body.collect().await.map_err(|e| failed(e.to_string()))?;
-        Ok(body.into_bytes().to_vec())
+        if object.content_length().is_some_and(|n| u64::try_from(n).map_or(true, |n| n > limit)) {
+            return Err(too_large());
+        }
+        let read = async {
+            let mut bytes = Vec::new();
+            while let Some(chunk) = object.body.try_next().await.map_err(|e| failed(e.to_string()))? {
+                if (bytes.len() + chunk.len()) as u64 > limit {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(bytes)
+        };
+        tokio::time::timeout(BODY_READ_TIMEOUT, read)
+            .await
+            .map_err(|_| failed(format!("the body took longer than {BODY_READ_TIMEOUT:?}")))?
     }
 
     pub async fn put(&self, url: &S3Url, bytes: Vec<u8>, content_type: &str) -> Result<(), FetchError> {

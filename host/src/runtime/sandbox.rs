@@ -43,6 +43,11 @@ pub fn is_allowed(import: &str) -> bool {
     ALLOWED_IMPORTS.contains(&unversioned)
 }
 
+/// The most bytes one `wasi:random` call may ask for; a larger ask traps. The host fills
+/// them in its own memory, outside the plugin's cap, before copying them in (wasmtime's
+/// default allows 64 MiB per call). Hashers and seeds ask for 8 to 32.
+const RANDOM_BYTES_LIMIT: u64 = 64 * 1024;
+
 /// Everything one plugin instance owns; dropped with its store.
 pub struct PluginState {
     wasi: WasiCtx,
@@ -58,7 +63,11 @@ impl PluginState {
     pub fn new(memory_limit: usize, output_limit: usize) -> Self {
         let stdout = CappedOutput::new(output_limit);
         let stderr = CappedOutput::new(output_limit);
-        let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .max_random_size(RANDOM_BYTES_LIMIT)
+            .build();
         Self {
             wasi,
             table: ResourceTable::new(),

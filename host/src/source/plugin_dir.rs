@@ -17,7 +17,7 @@
 //! - while an operator has pinned a version, none of the above happens.
 
 use super::control::{AvailableVersion, Command, ControlError, Controlled, handle};
-use crate::artifact::{Artifact, Origin};
+use crate::artifact::{Artifact, MAX_PLUGIN_BYTES, MAX_SIDECAR_BYTES, Origin};
 use crate::loader::Loader;
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -100,22 +100,25 @@ impl PluginDirSource {
     }
 
     /// Watches the directory and reconciles on every change and every `rescan_every`,
-    /// and carries out operator commands. Returns only if the watcher cannot be set up.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> notify::Result<()> {
+    /// and carries out operator commands, for the life of the process. Where the
+    /// directory cannot be watched (inotify's per-user limits are often used up on busy
+    /// nodes), the rescans alone find changes, `rescan_every` late at most.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let changed = Arc::new(Notify::new());
-        let on_event = Arc::clone(&changed);
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // Our own reads raise access events; only changes matter.
-            let relevant = match event {
-                Ok(e) => !matches!(e.kind, EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)),
-                Err(_) => true,
-            };
-            if relevant {
-                on_event.notify_one();
+        // Kept for as long as the loop runs: dropping it stops the notifications.
+        let _watcher = match watch(&self.dir, Arc::clone(&changed)) {
+            Ok(watcher) => {
+                tracing::info!(dir = %self.dir.display(), "watching plugin directory");
+                Some(watcher)
             }
-        })?;
-        watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
-        tracing::info!(dir = %self.dir.display(), "watching plugin directory");
+            Err(e) => {
+                tracing::warn!(
+                    dir = %self.dir.display(), error = %e, rescan_every = ?self.rescan_every,
+                    "cannot watch the plugin directory; changes are found by rescanning only"
+                );
+                None
+            }
+        };
 
         let mut rescan = tokio::time::interval(self.rescan_every);
         loop {
@@ -236,24 +239,74 @@ pub(crate) fn local_version(artifact: &Artifact, location: &'static str) -> Avai
 
 /// Reads a candidate's bytes, metrics and signature; a file that vanished is skipped.
 fn read_artifact(candidate: &Candidate) -> Option<Artifact> {
-    let bytes = match std::fs::read(&candidate.wasm) {
+    let bytes = match read_file(&candidate.wasm, MAX_PLUGIN_BYTES) {
         Ok(bytes) => bytes,
         Err(e) => {
             tracing::warn!(path = %candidate.wasm.display(), error = %e, "cannot read plugin file");
             return None;
         }
     };
-    let metrics = match std::fs::read(&candidate.metrics) {
-        Ok(text) => match serde_json::from_slice(&text) {
-            Ok(json) => Some(json),
-            Err(e) => {
-                tracing::warn!(path = %candidate.metrics.display(), error = %e, "metrics file is not JSON; serving without metrics");
-                None
-            }
-        },
-        Err(_) => None,
-    };
-    let signature = std::fs::read_to_string(&candidate.signature).ok().map(|s| s.trim().to_string());
+    let metrics = read_sidecar(&candidate.metrics).and_then(|text| match serde_json::from_slice(&text) {
+        Ok(json) => Some(json),
+        Err(e) => {
+            tracing::warn!(path = %candidate.metrics.display(), error = %e, "metrics file is not JSON; serving without metrics");
+            None
+        }
+    });
+    let signature =
+        read_sidecar(&candidate.signature).map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string());
     let origin = Origin::PluginDir { path: candidate.wasm.clone() };
     Some(Artifact::new(candidate.label.clone(), origin, bytes, metrics).with_signature(signature))
+}
+
+/// A metrics or signature file's bytes; `None` when there is none, or (with a warning)
+/// when it cannot be read.
+fn read_sidecar(path: &Path) -> Option<Vec<u8>> {
+    match read_file(path, MAX_SIDECAR_BYTES) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read file; ignoring it");
+            None
+        }
+    }
+}
+
+/// Reads a regular file of at most `limit` bytes. It is opened without blocking, since
+/// opening a named pipe would wait for a writer and hold up the source, and checked
+/// before it is read: anything but a regular file, or a larger one, is an error.
+fn read_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let too_large = || Error::new(ErrorKind::FileTooLarge, format!("larger than {limit} bytes"));
+    if metadata.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    // A file still growing may pass the check above.
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Notifies `changed` on every change in `dir` (not on reads, which our own scans make).
+fn watch(dir: &Path, changed: Arc<Notify>) -> notify::Result<notify::RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = match event {
+            Ok(e) => !matches!(e.kind, EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)),
+            Err(_) => true,
+        };
+        if relevant {
+            changed.notify_one();
+        }
+    })?;
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
 }

@@ -19,7 +19,7 @@
 use super::control::{AvailableVersion, Command, ControlError, Controlled, handle};
 use crate::artifact::cache::{ArtifactCache, CachedVersion};
 use crate::artifact::s3::{FetchError, ObjectStore, S3Url};
-use crate::artifact::{Artifact, Origin, identity, sha256_hex};
+use crate::artifact::{Artifact, MAX_PLUGIN_BYTES, MAX_SIDECAR_BYTES, Origin, identity, sha256_hex};
 use crate::loader::Loader;
 use crate::registry::{ModelRegistry, RegistryError, VersionDetails, VersionSummary};
 use crate::slot::LoadFailureRecord;
@@ -170,7 +170,7 @@ impl RegistrySource {
             Some((bytes, _)) => bytes,
             None => {
                 let url = S3Url::parse(&details.artifact_url)?;
-                let bytes = self.store.get(&url).await?;
+                let bytes = self.store.get(&url, MAX_PLUGIN_BYTES).await?;
                 let actual = sha256_hex(&bytes);
                 if actual != details.sha256 {
                     return Err(FetchError::DigestMismatch {
@@ -206,7 +206,7 @@ impl RegistrySource {
     async fn fetch_metrics(&self, details: &VersionDetails) -> Result<Option<serde_json::Value>, FetchError> {
         let Some(url) = &details.metrics_url else { return Ok(None) };
         let url = S3Url::parse(url)?;
-        let text = self.store.get(&url).await?;
+        let text = self.store.get(&url, MAX_SIDECAR_BYTES).await?;
         serde_json::from_slice(&text)
             .map(Some)
             .map_err(|e| FetchError::BadMetrics { url: url.to_string(), message: e.to_string() })

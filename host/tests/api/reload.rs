@@ -132,6 +132,31 @@ async fn broken_and_foreign_files_are_refused_and_the_serving_version_stays() {
     app.stop().await;
 }
 
+/// Files the source must neither wait on nor read whole, named as higher versions: a
+/// named pipe (opening one for reading waits for a writer) and a file past the size limit.
+/// Both are skipped unread, and a good version added after them still swaps in.
+#[tokio::test]
+async fn a_named_pipe_and_an_oversized_file_are_skipped_without_holding_up_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    install_price_sensitivity(dir.path(), "1");
+    let app = spawn_ready_app(&["--plugin-dir", dir.path().to_str().unwrap()]).await;
+
+    let pipe = dir.path().join("price-sensitivity-9.wasm");
+    let made = std::process::Command::new("mkfifo").arg(&pipe).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let oversized = std::fs::File::create(dir.path().join("price-sensitivity-8.wasm")).unwrap();
+    oversized.set_len(predict_host::artifact::MAX_PLUGIN_BYTES + 1).unwrap(); // sparse: no disk used
+    install_price_sensitivity(dir.path(), "3");
+
+    let swapped =
+        app.wait_until(Duration::from_secs(10), |app| async move { serving_version(app).await == "3" });
+    assert!(swapped.await, "version 3 did not swap in: {}", app.info().await);
+    let info = app.info().await;
+    let errors = info["load_errors"].as_array().unwrap();
+    assert!(errors.iter().all(|e| e["version"] != "8" && e["version"] != "9"), "read and refused: {info}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn deleting_the_serving_file_falls_back_to_the_next_version() {
     let dir = tempfile::tempdir().unwrap();
