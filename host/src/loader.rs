@@ -105,9 +105,43 @@ impl LoadFailure {
     }
 }
 
+/// Bounds on what a plugin may declare. `/model/info`, refusal messages and the check of
+/// every answer are sized by it; real models are far inside (the bundled one declares 8
+/// inputs and 3 labels).
+const MAX_LABELS: usize = 256;
+const MAX_INPUTS: usize = 256;
+const MAX_NAME_BYTES: usize = 256;
+const MAX_DESCRIPTION_BYTES: usize = 4096;
+/// Known values of one text field (product codes run to thousands).
+const MAX_CATEGORIES: usize = 16_384;
+
 fn check_info(info: &ModelInfo) -> Result<(), String> {
     if info.labels.is_empty() {
         return Err("no labels".into());
+    }
+    if info.labels.len() > MAX_LABELS || info.inputs.len() > MAX_INPUTS {
+        return Err(format!(
+            "{} labels and {} inputs; at most {MAX_LABELS} and {MAX_INPUTS}",
+            info.labels.len(),
+            info.inputs.len()
+        ));
+    }
+    if let Some(field) = info.inputs.iter().find(|f| f.categories.len() > MAX_CATEGORIES) {
+        return Err(format!(
+            "{} categories for {:?}; at most {MAX_CATEGORIES}",
+            field.categories.len(),
+            field.name
+        ));
+    }
+    let fields = info.inputs.iter();
+    let names =
+        info.labels.iter().chain(fields.clone().flat_map(|f| [&f.name].into_iter().chain(&f.categories)));
+    if let Some(long) = names.chain([&info.name, &info.version]).find(|n| n.len() > MAX_NAME_BYTES) {
+        return Err(format!("a name, label or category of {} bytes; at most {MAX_NAME_BYTES}", long.len()));
+    }
+    let descriptions = fields.map(|f| &f.description).chain([&info.description]);
+    if let Some(long) = descriptions.into_iter().find(|d| d.len() > MAX_DESCRIPTION_BYTES) {
+        return Err(format!("a description of {} bytes; at most {MAX_DESCRIPTION_BYTES}", long.len()));
     }
     if info.labels.iter().collect::<HashSet<_>>().len() != info.labels.len() {
         return Err(format!("duplicate labels in {:?}", info.labels));
@@ -228,5 +262,56 @@ impl Loader {
                     .ok()
             })
             .as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{FieldSpec, FieldType};
+
+    fn info(labels: usize, inputs: usize) -> ModelInfo {
+        ModelInfo {
+            name: "model".into(),
+            version: "1".into(),
+            description: String::new(),
+            inputs: (0..inputs)
+                .map(|i| FieldSpec {
+                    name: format!("f{i}"),
+                    type_: FieldType::Text,
+                    required: true,
+                    description: String::new(),
+                    categories: vec!["a".into()],
+                })
+                .collect(),
+            labels: (0..labels).map(|i| format!("L{i}")).collect(),
+            sample: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn declarations_past_the_bounds_are_refused() {
+        assert_eq!(check_info(&info(MAX_LABELS, MAX_INPUTS)), Ok(()));
+        assert!(check_info(&info(MAX_LABELS + 1, 1)).unwrap_err().contains("257 labels"));
+        assert!(check_info(&info(1, MAX_INPUTS + 1)).unwrap_err().contains("257 inputs"));
+        let mut long = info(3, 1);
+        long.labels[1] = "x".repeat(MAX_NAME_BYTES + 1);
+        assert!(check_info(&long).unwrap_err().contains("257 bytes"));
+        let mut long = info(3, 1);
+        long.inputs[0].name = "x".repeat(MAX_NAME_BYTES + 1);
+        assert!(check_info(&long).is_err());
+        let mut long = info(3, 1);
+        long.inputs[0].categories[0] = "x".repeat(MAX_NAME_BYTES + 1);
+        assert!(check_info(&long).is_err());
+        let mut many = info(3, 1);
+        many.inputs[0].categories = vec!["c".into(); MAX_CATEGORIES + 1];
+        assert!(check_info(&many).unwrap_err().contains("16385 categories"));
+        let mut long = info(3, 1);
+        long.description = "x".repeat(MAX_DESCRIPTION_BYTES + 1);
+        assert!(check_info(&long).unwrap_err().contains("description"));
+        let mut long = info(3, 1);
+        long.inputs[0].description = "x".repeat(MAX_DESCRIPTION_BYTES + 1);
+        assert!(check_info(&long).unwrap_err().contains("description"));
+        assert_eq!(check_info(&info(0, 1)), Err("no labels".into()));
     }
 }
