@@ -4,7 +4,7 @@
 
 use crate::artifact::Artifact;
 use crate::artifact::signature::{PluginKey, SignatureError};
-use crate::model::LoadedModel;
+use crate::model::{LoadedModel, PredictFailure};
 use crate::observe::PluginCalls;
 use crate::runtime::{BATCH_WORLD, CallError, Compiler, LoadError, ModelInfo, Prediction, Runtime, priority};
 use crate::slot::{ActiveModel, LoadFailureRecord};
@@ -23,9 +23,13 @@ pub enum LoadFailure {
     Info(CallError),
     #[error("info() is inconsistent: {0}")]
     BadInfo(String),
-    #[error("scoring its own sample failed: {0}")]
-    Sample(String),
+    #[error("scoring its own sample failed: {message}")]
+    Sample { message: String, timed_out: bool },
 }
+
+/// How many times a version whose load missed its deadline is tried before it is refused
+/// for good: loads run at low CPU priority, so a busy host can starve one.
+pub const LOAD_ATTEMPTS: u32 = 3;
 
 /// Loads `artifact`, compiling it with `compiler`. Blocking (it compiles): run it off
 /// the async workers but inside the tokio runtime, so the plugin's first calls can run
@@ -56,7 +60,7 @@ pub fn load(
         plugin,
         calls,
     };
-    self_test(&tokio, &model).map_err(LoadFailure::Sample)?;
+    self_test(&tokio, &model)?;
     model.load_time = started.elapsed();
     Ok(model)
 }
@@ -64,19 +68,27 @@ pub fn load(
 /// Scores the plugin's own sample. A batch-predictor scores it once more, in a batch of
 /// two (the host sends batches to `predict-columns`, single rows to `predict`), and the
 /// answers must agree: otherwise a row's answer would depend on its company.
-fn self_test(tokio: &tokio::runtime::Handle, model: &LoadedModel) -> Result<(), String> {
+fn self_test(tokio: &tokio::runtime::Handle, model: &LoadedModel) -> Result<(), LoadFailure> {
+    let failed = |context: &str, e: PredictFailure| LoadFailure::Sample {
+        message: format!("{context}{e}"),
+        timed_out: matches!(e, PredictFailure::Plugin(CallError::Timeout(_))),
+    };
     let sample = &model.info.sample;
-    let alone = tokio.block_on(model.predict(std::slice::from_ref(sample))).map_err(|e| e.to_string())?;
+    let alone = tokio.block_on(model.predict(std::slice::from_ref(sample))).map_err(|e| failed("", e))?;
     if model.plugin.world() != BATCH_WORLD {
         return Ok(());
     }
     let in_batch = tokio
         .block_on(model.predict(&[sample.clone(), sample.clone()]))
-        .map_err(|e| format!("as a batch (predict-columns): {e}"))?;
+        .map_err(|e| failed("as a batch (predict-columns): ", e))?;
     match in_batch.iter().find(|p| !same_answer(p, &alone[0])) {
-        Some(p) => {
-            Err(format!("predict-columns answers {:?} where predict answers {:?}", p.label, alone[0].label))
-        }
+        Some(p) => Err(LoadFailure::Sample {
+            message: format!(
+                "predict-columns answers {:?} where predict answers {:?}",
+                p.label, alone[0].label
+            ),
+            timed_out: false,
+        }),
         None => Ok(()),
     }
 }
@@ -100,8 +112,14 @@ impl LoadFailure {
             Self::Component(LoadError::DisallowedImports(_)) => "imports",
             Self::Component(LoadError::WrongWorld(_)) => "world",
             Self::Info(_) | Self::BadInfo(_) => "info",
-            Self::Sample(_) => "self_test",
+            Self::Sample { .. } => "self_test",
         }
+    }
+
+    /// Whether trying again may succeed: the plugin missed a deadline, which a loaded
+    /// host can cause. Everything else would fail the same way again.
+    pub fn may_pass_later(&self) -> bool {
+        matches!(self, Self::Info(CallError::Timeout(_)) | Self::Sample { timed_out: true, .. })
     }
 }
 
@@ -178,12 +196,16 @@ pub struct SwapCompile {
 }
 
 /// Loads candidate versions and swaps them in, remembering refusals by identity (digest
-/// and signature) so a broken artifact is reported once, not retried in a loop.
+/// and signature) so a broken artifact is reported once, not retried in a loop. A load
+/// that missed its deadline is not refused until it has done so [`LOAD_ATTEMPTS`] times.
 pub struct Loader {
     runtime: Arc<Runtime>,
     slot: Arc<ActiveModel>,
     key: Option<PluginKey>,
     refused: Mutex<HashMap<String, String>>,
+    /// Failed loads so far, by identity, of artifacts whose failure may pass (see
+    /// [`LoadFailure::may_pass_later`]); refused once [`LOAD_ATTEMPTS`] is reached.
+    attempts: Mutex<HashMap<String, u32>>,
     swaps: SwapCompile,
     /// Started with the first swap that compiles with Winch; `None` if it cannot start.
     tier_up: OnceLock<Option<TierUp>>,
@@ -196,7 +218,15 @@ impl Loader {
         key: Option<PluginKey>,
         swaps: SwapCompile,
     ) -> Self {
-        Self { runtime, slot, key, refused: Mutex::new(HashMap::new()), swaps, tier_up: OnceLock::new() }
+        Self {
+            runtime,
+            slot,
+            key,
+            refused: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(HashMap::new()),
+            swaps,
+            tier_up: OnceLock::new(),
+        }
     }
 
     pub fn slot(&self) -> &Arc<ActiveModel> {
@@ -228,7 +258,7 @@ impl Loader {
             load_verified(&runtime, key.as_ref(), artifact, compiler)
         })
         .await;
-        let (kind, reason) = match outcome {
+        let failed = match outcome {
             Ok(Ok(model)) => {
                 let model = self.slot.swap(model);
                 // Winch may have declined, and Cranelift compiled it already.
@@ -238,12 +268,33 @@ impl Loader {
                 {
                     tier_up.request(model, bytes, sha256, Instant::now() + self.swaps.recompile_after);
                 }
+                self.attempts.lock().expect("attempts lock").remove(&identity);
                 return Ok(());
             }
-            Ok(Err(failure)) => (failure.kind(), failure.to_string()),
-            Err(e) => ("panic", format!("loading failed: {e}")),
+            Ok(Err(failure)) => (failure.kind(), failure.to_string(), failure.may_pass_later()),
+            // The host's own failure (a panic, no thread to run on): it may not recur.
+            Err(e) => ("panic", format!("loading failed: {e}"), true),
         };
-        self.refused.lock().expect("refusals lock").insert(identity, reason.clone());
+        let (kind, reason, may_pass_later) = failed;
+        let attempt = if may_pass_later {
+            let mut attempts = self.attempts.lock().expect("attempts lock");
+            let count = attempts.entry(identity.clone()).or_insert(0);
+            *count += 1;
+            *count
+        } else {
+            LOAD_ATTEMPTS
+        };
+        let reason = match (may_pass_later, attempt < LOAD_ATTEMPTS) {
+            (false, _) => reason,
+            (true, true) => {
+                format!("{reason} (attempt {attempt} of {LOAD_ATTEMPTS}; tried again at the next check)")
+            }
+            (true, false) => format!("{reason} (attempt {attempt} of {LOAD_ATTEMPTS}; refused)"),
+        };
+        if attempt >= LOAD_ATTEMPTS {
+            self.attempts.lock().expect("attempts lock").remove(&identity);
+            self.refused.lock().expect("refusals lock").insert(identity, reason.clone());
+        }
         self.slot.record_failure(LoadFailureRecord {
             version,
             kind,

@@ -159,6 +159,33 @@ async fn hostile_and_broken_plugins_are_refused_at_load() {
     }
 }
 
+/// A load that misses its deadline may have been starved of CPU rather than be broken:
+/// it is tried again at the next checks, and refused for good at the third miss.
+#[tokio::test]
+async fn a_load_that_misses_its_deadline_is_tried_three_times_then_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    install_fixture(dir.path(), "spins-in-info", fixtures::SPINS_IN_INFO);
+    let dir_arg = dir.path().to_str().unwrap();
+    let args = ["--plugin-dir", dir_arg, "--plugin-dir-rescan-secs", "1", "--call-timeout-ms", "100"];
+    let app = spawn_ready_app(&args).await;
+    let reason = |info: &Value| info["last_load_error"]["reason"].as_str().unwrap_or_default().to_string();
+    let first = reason(&app.info().await);
+    assert!(first.contains("exceeded its deadline"), "{first}");
+    assert!(first.contains("attempt 1 of 3; tried again at the next check"), "{first}");
+
+    let refused = app.wait_until(Duration::from_secs(15), |app| async move {
+        reason(&app.info().await).contains("attempt 3 of 3; refused")
+    });
+    assert!(refused.await, "not refused after three attempts: {}", app.info().await);
+    // Refused for good: later rescans do not try it again.
+    let at = app.info().await["last_load_error"]["at"].clone();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let info = app.info().await;
+    assert_eq!(info["last_load_error"]["at"], at, "tried again after the refusal: {info}");
+    assert_eq!(info["source"]["kind"], "bundled", "{info}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn plugin_output_reaches_the_host_log_tagged_with_the_version_and_capped() {
     let dir = tempfile::tempdir().unwrap();
