@@ -86,41 +86,51 @@ impl ModelRegistry {
         &self.group
     }
 
-    /// Approved versions, highest first (from the most recent [`PAGE_SIZE`]).
+    /// Approved versions, highest first: the most recent [`PAGE_SIZE`], one call per
+    /// poll (a host needs the highest, and a few to fall back on).
     pub async fn approved_versions(&self) -> Result<Vec<VersionSummary>, RegistryError> {
-        self.list(Some(ModelApprovalStatus::Approved)).await
+        self.list(Some(ModelApprovalStatus::Approved), false).await
     }
 
-    /// Versions in any state, highest first (from the most recent [`PAGE_SIZE`]).
+    /// Versions in any state, highest first: all of them, a page of [`PAGE_SIZE`] per call.
     pub async fn versions(&self) -> Result<Vec<VersionSummary>, RegistryError> {
-        self.list(None).await
+        self.list(None, true).await
     }
 
-    async fn list(&self, status: Option<ModelApprovalStatus>) -> Result<Vec<VersionSummary>, RegistryError> {
-        let page = self
-            .client
-            .list_model_packages()
-            .model_package_group_name(&self.group)
-            .model_package_type(ModelPackageType::Versioned)
-            .set_model_approval_status(status)
-            .sort_by(ModelPackageSortBy::CreationTime)
-            .sort_order(SortOrder::Descending)
-            .max_results(PAGE_SIZE)
-            .send()
-            .await
-            .map_err(call_error("ListModelPackages"))?;
-        let mut versions: Vec<VersionSummary> = page
-            .model_package_summary_list()
-            .iter()
-            .filter_map(|s| {
+    async fn list(
+        &self,
+        status: Option<ModelApprovalStatus>,
+        every_page: bool,
+    ) -> Result<Vec<VersionSummary>, RegistryError> {
+        let mut versions = Vec::new();
+        let mut next_token = None;
+        loop {
+            let page = self
+                .client
+                .list_model_packages()
+                .model_package_group_name(&self.group)
+                .model_package_type(ModelPackageType::Versioned)
+                .set_model_approval_status(status.clone())
+                .sort_by(ModelPackageSortBy::CreationTime)
+                .sort_order(SortOrder::Descending)
+                .max_results(PAGE_SIZE)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(call_error("ListModelPackages"))?;
+            versions.extend(page.model_package_summary_list().iter().filter_map(|s| {
                 Some(VersionSummary {
                     version: u32::try_from(s.model_package_version()?).ok()?,
                     arn: s.model_package_arn()?.to_string(),
                     status: s.model_approval_status().map(|a| a.as_str().to_string()).unwrap_or_default(),
                     created: s.creation_time().map(ToString::to_string),
                 })
-            })
-            .collect();
+            }));
+            next_token = page.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+            if !every_page || next_token.is_none() {
+                break;
+            }
+        }
         versions.sort_by_key(|v| std::cmp::Reverse(v.version));
         Ok(versions)
     }

@@ -317,6 +317,37 @@ async fn a_broken_registry_record_keeps_out_only_its_own_version() {
     }
 }
 
+/// Version lists span every page: with more versions than one page of the listing holds,
+/// the oldest can still be approved, and `models list` shows it.
+#[tokio::test]
+async fn the_oldest_of_more_than_a_page_of_versions_can_be_approved() {
+    let registry = Registry::start();
+    let (first, _) = registry.publish(false, "first");
+    let clients = registry.clients().await;
+    let models = ModelRegistry::new(clients.sagemaker.clone(), GROUP);
+    let details = models.describe(&models.arn_of(first).await.unwrap()).await.unwrap();
+    for _ in 0..100 {
+        let version = NewVersion {
+            artifact_url: &details.artifact_url,
+            sha256: &details.sha256,
+            world: "mlops:predictor/predictor@1.0.0",
+            signature: None,
+            metrics_url: None,
+            description: None,
+            container_image: "predict-host",
+            approve: false,
+        };
+        models.create_version(&version).await.unwrap();
+    }
+    registry.models("approve", first);
+    let listed = cli_ok(&["models", "list"], &registry.env());
+    let versions = models.versions().await.unwrap();
+    assert_eq!(versions.len(), 101);
+    let oldest = versions.last().unwrap();
+    assert_eq!((oldest.version, oldest.status.as_str()), (first, "Approved"));
+    assert!(listed.contains("Approved"), "{listed}");
+}
+
 #[tokio::test]
 async fn registry_outage_keeps_serving_and_a_later_approval_is_picked_up() {
     let mut registry = Registry::start();
