@@ -8,7 +8,7 @@ use plugin_artifacts::fixtures;
 use predict_host::artifact::s3::{ObjectStore, S3Url};
 use predict_host::artifact::sha256_hex;
 use predict_host::aws::AwsClients;
-use predict_host::registry::{ModelRegistry, NewVersion, RegistryError};
+use predict_host::registry::{ModelRegistry, NewVersion, RegistryError, VersionDetails};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -77,6 +77,15 @@ impl Registry {
         (out["version"].as_u64().unwrap() as u32, metrics)
     }
 
+    /// `publish` of the bundled plugin, and its record as read back, with a registry client
+    /// of the test's own for registering more by hand.
+    async fn publish_and_describe(&self, approve: bool, tag: &str) -> (ModelRegistry, VersionDetails) {
+        let (version, _) = self.publish(approve, tag);
+        let models = ModelRegistry::new(self.clients().await.sagemaker, GROUP);
+        let details = models.describe(&models.arn_of(version).await.unwrap()).await.unwrap();
+        (models, details)
+    }
+
     fn models(&self, action: &str, version: u32) {
         cli_ok(&["models", action, &version.to_string()], &self.env());
     }
@@ -104,6 +113,21 @@ impl Registry {
             .load()
             .await;
         AwsClients::from_config(&shared, true)
+    }
+}
+
+/// A version registered by the test itself rather than `publish`: pending, unsigned, no
+/// metrics, the plugin and digest as given.
+fn by_hand<'a>(artifact_url: &'a str, sha256: &'a str) -> NewVersion<'a> {
+    NewVersion {
+        artifact_url,
+        sha256,
+        world: "mlops:predictor/predictor@1.0.0",
+        signature: None,
+        metrics_url: None,
+        description: Some("registered by hand"),
+        container_image: "predict-host",
+        approve: false,
     }
 }
 
@@ -206,16 +230,7 @@ async fn broken_artifacts_are_refused_and_the_serving_version_stays() {
     let models = &models;
     let hand_registered = |url: String, sha256: String, metrics_url: Option<String>| async move {
         models
-            .create_version(&NewVersion {
-                artifact_url: &url,
-                sha256: &sha256,
-                world: "mlops:predictor/predictor@1.0.0",
-                signature: None,
-                metrics_url: metrics_url.as_deref(),
-                description: Some("registered by hand"),
-                container_image: "predict-host",
-                approve: false,
-            })
+            .create_version(&NewVersion { metrics_url: metrics_url.as_deref(), ..by_hand(&url, &sha256) })
             .await
             .unwrap()
     };
@@ -278,20 +293,12 @@ async fn broken_artifacts_are_refused_and_the_serving_version_stays() {
 #[tokio::test]
 async fn a_broken_registry_record_keeps_out_only_its_own_version() {
     let registry = Registry::start();
-    let (good, _) = registry.publish(true, "good");
-    let clients = registry.clients().await;
-    let models = ModelRegistry::new(clients.sagemaker.clone(), GROUP);
-    let details = models.describe(&models.arn_of(good).await.unwrap()).await.unwrap();
+    let (models, details) = registry.publish_and_describe(true, "good").await;
+    let good = details.version;
     let created = models
         .create_version(&NewVersion {
-            artifact_url: &details.artifact_url,
-            sha256: "../sha256/not-a-digest",
-            world: "mlops:predictor/predictor@1.0.0",
-            signature: None,
-            metrics_url: None,
-            description: Some("registered by hand"),
-            container_image: "predict-host",
             approve: true,
+            ..by_hand(&details.artifact_url, "../sha256/not-a-digest")
         })
         .await;
     // The package is created; reading it back is what fails.
@@ -322,22 +329,10 @@ async fn a_broken_registry_record_keeps_out_only_its_own_version() {
 #[tokio::test]
 async fn the_oldest_of_more_than_a_page_of_versions_can_be_approved() {
     let registry = Registry::start();
-    let (first, _) = registry.publish(false, "first");
-    let clients = registry.clients().await;
-    let models = ModelRegistry::new(clients.sagemaker.clone(), GROUP);
-    let details = models.describe(&models.arn_of(first).await.unwrap()).await.unwrap();
+    let (models, details) = registry.publish_and_describe(false, "first").await;
+    let first = details.version;
     for _ in 0..100 {
-        let version = NewVersion {
-            artifact_url: &details.artifact_url,
-            sha256: &details.sha256,
-            world: "mlops:predictor/predictor@1.0.0",
-            signature: None,
-            metrics_url: None,
-            description: None,
-            container_image: "predict-host",
-            approve: false,
-        };
-        models.create_version(&version).await.unwrap();
+        models.create_version(&by_hand(&details.artifact_url, &details.sha256)).await.unwrap();
     }
     registry.models("approve", first);
     let listed = cli_ok(&["models", "list"], &registry.env());
