@@ -258,7 +258,7 @@ impl Loader {
             load_verified(&runtime, key.as_ref(), artifact, compiler)
         })
         .await;
-        let failed = match outcome {
+        let (kind, reason, may_pass_later) = match outcome {
             Ok(Ok(model)) => {
                 let model = self.slot.swap(model);
                 // Winch may have declined, and Cranelift compiled it already.
@@ -275,24 +275,26 @@ impl Loader {
             // The host's own failure (a panic, no thread to run on): it may not recur.
             Err(e) => ("panic", format!("loading failed: {e}"), true),
         };
-        let (kind, reason, may_pass_later) = failed;
-        let attempt = if may_pass_later {
+        // The count of failures that may pass, this one included; forgotten at the last.
+        let attempt = may_pass_later.then(|| {
             let mut attempts = self.attempts.lock().expect("attempts lock");
             let count = attempts.entry(identity.clone()).or_insert(0);
             *count += 1;
-            *count
-        } else {
-            LOAD_ATTEMPTS
-        };
-        let reason = match (may_pass_later, attempt < LOAD_ATTEMPTS) {
-            (false, _) => reason,
-            (true, true) => {
-                format!("{reason} (attempt {attempt} of {LOAD_ATTEMPTS}; tried again at the next check)")
+            let attempt = *count;
+            if attempt >= LOAD_ATTEMPTS {
+                attempts.remove(&identity);
             }
-            (true, false) => format!("{reason} (attempt {attempt} of {LOAD_ATTEMPTS}; refused)"),
+            attempt
+        });
+        let tried_again = attempt.is_some_and(|n| n < LOAD_ATTEMPTS);
+        let reason = match attempt {
+            Some(n) if tried_again => {
+                format!("{reason} (attempt {n} of {LOAD_ATTEMPTS}; tried again at the next check)")
+            }
+            Some(n) => format!("{reason} (attempt {n} of {LOAD_ATTEMPTS}; refused)"),
+            None => reason,
         };
-        if attempt >= LOAD_ATTEMPTS {
-            self.attempts.lock().expect("attempts lock").remove(&identity);
+        if !tried_again {
             self.refused.lock().expect("refusals lock").insert(identity, reason.clone());
         }
         self.slot.record_failure(LoadFailureRecord {

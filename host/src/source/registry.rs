@@ -247,19 +247,17 @@ impl Controlled for RegistrySource {
             Ok(arn) => self.registry.describe(&arn).await,
             Err(e) => Err(e),
         };
+        let refused = |reason: String| ControlError::Refused { version: version.to_string(), reason };
         // The registry's word first; in an outage, what the cache remembers of it.
         let details = match details {
             Ok(details) => details,
             Err(RegistryError::NoSuchVersion(..)) => return Err(missing()),
-            Err(e @ RegistryError::Malformed(..)) => {
-                return Err(ControlError::Refused { version: version.to_string(), reason: e.to_string() });
-            }
+            Err(e @ RegistryError::Malformed(..)) => return Err(refused(e.to_string())),
             Err(e) => match self.cache.as_ref().and_then(|c| c.version(self.registry.group(), number)) {
                 Some(cached) => cached.details,
                 None => return Err(ControlError::Unavailable(e.to_string())),
             },
         };
-        let refused = |reason: String| ControlError::Refused { version: version.to_string(), reason };
         if let Some(reason) = self.loader.refusal(&details_identity(&details)) {
             return Err(refused(reason));
         }
