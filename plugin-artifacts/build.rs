@@ -1,7 +1,8 @@
 //! Builds the plugin crates as `wasm32-wasip2` components with a nested `cargo build`,
 //! then copies them into `OUT_DIR` for `src/lib.rs` to embed or point at.
 //!
-//! The bundled price-sensitivity plugin is always built; the fault-injection fixtures
+//! The bundled price-sensitivity plugin and the ONNX runner (which `predict-host package`
+//! turns into a plugin per model) are always built; the fault-injection fixtures
 //! (the examples of `tests/fixtures`) only with the `fixtures` feature, so a release
 //! host never carries them. The nested build gets its own target directory: sharing
 //! the outer one would deadlock on cargo's lock.
@@ -15,6 +16,8 @@ use std::{env, fs};
 const TARGET: &str = "wasm32-wasip2";
 const BUNDLED_PACKAGE: &str = "price-sensitivity";
 const BUNDLED_TARGET: &str = "price_sensitivity";
+const RUNNER_PACKAGE: &str = "onnx-runner";
+const RUNNER_TARGET: &str = "onnx_runner";
 /// The package whose examples are the fault-injection plugins.
 const FIXTURES_PACKAGE: &str = "predictor-fixtures";
 
@@ -26,7 +29,7 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     let with_fixtures = env::var_os("CARGO_FEATURE_FIXTURES").is_some();
 
-    let mut packages = vec![BUNDLED_PACKAGE];
+    let mut packages = vec![BUNDLED_PACKAGE, RUNNER_PACKAGE];
     if with_fixtures {
         packages.push(FIXTURES_PACKAGE);
     }
@@ -34,6 +37,7 @@ fn main() {
 
     let bundled = &built.components[BUNDLED_TARGET];
     fs::copy(&bundled.path, out.join("price-sensitivity.wasm")).unwrap();
+    fs::copy(&built.components[RUNNER_TARGET].path, out.join("onnx-runner.wasm")).unwrap();
     let trainer_out = &built.build_script_out[BUNDLED_PACKAGE];
     fs::copy(trainer_out.join("metrics.json"), out.join("price-sensitivity.metrics.json")).unwrap();
 

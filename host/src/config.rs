@@ -31,7 +31,10 @@ pub enum LogFormat {
 pub enum Command {
     /// Serve predictions over HTTP.
     Serve(ServeArgs),
-    /// Upload a plugin and register it as a new version in the model registry.
+    /// Package an ONNX classifier (scikit-learn, LightGBM, XGBoost exports) as a plugin.
+    Package(PackageArgs),
+    /// Upload a plugin (or an ONNX model, packaged on the way) and register it as a new
+    /// version in the model registry.
     Publish(PublishArgs),
     /// List, approve or reject versions in the model registry.
     Models(ModelsArgs),
@@ -50,9 +53,29 @@ pub struct GroupArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct PackageArgs {
+    /// The ONNX model (`.onnx`).
+    pub model: PathBuf,
+
+    /// Where to write the plugin component (`.wasm`).
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+
+    /// What the graph cannot say (JSON): name, version, description, labels, field
+    /// descriptions and which fields are optional, column names, a sample row.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct PublishArgs {
-    /// The plugin component to publish (`.wasm`).
+    /// The plugin component to publish (`.wasm`), or an ONNX model (`.onnx`), which is
+    /// packaged first.
     pub plugin: PathBuf,
+
+    /// The manifest to package an ONNX model with (see `package --help`).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
 
     #[command(flatten)]
     pub group: GroupArgs,

@@ -1,29 +1,32 @@
-//! `predict-host publish`: validate a plugin locally, upload it (and its metrics) to S3,
-//! and register it as a new version of the model package group.
+//! `predict-host publish`: validate a plugin locally (packaging an ONNX model first),
+//! upload it (and its metrics) to S3, and register it as a new version of the model
+//! package group.
 
+use super::package::{is_onnx, package_model};
+use super::validate;
 use crate::artifact::s3::{ObjectStore, S3Url};
-use crate::artifact::{Artifact, Origin, sha256_hex};
+use crate::artifact::sha256_hex;
 use crate::aws::AwsClients;
 use crate::config::PublishArgs;
-use crate::loader;
 use crate::registry::{ModelRegistry, NewVersion};
-use crate::runtime::{Compiler, Runtime, SandboxLimits};
 use anyhow::{Context, bail};
 use serde_json::json;
-use std::time::Duration;
-
-/// Limits for the local check: as strict as serving, but with a generous deadline, since
-/// a publisher's machine may be busy.
-const VALIDATION_LIMITS: SandboxLimits = SandboxLimits {
-    call_timeout: Duration::from_secs(2),
-    memory_limit: 64 * 1024 * 1024,
-    max_concurrent_calls: 1,
-    output_limit: 16 * 1024,
-    calls_per_instance: 1,
-};
 
 pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&args.plugin).with_context(|| format!("reading {}", args.plugin.display()))?;
+    // The same checks a host makes before serving: compile, world, info(), sample.
+    let (bytes, model) = if is_onnx(&args.plugin) {
+        package_model(&args.plugin, args.manifest.as_deref()).await?
+    } else {
+        if args.manifest.is_some() {
+            bail!("--manifest goes with an ONNX model (.onnx); {} is a plugin", args.plugin.display());
+        }
+        let bytes =
+            std::fs::read(&args.plugin).with_context(|| format!("reading {}", args.plugin.display()))?;
+        let model = validate(&args.plugin, bytes.clone())
+            .await
+            .with_context(|| format!("refusing to publish {}", args.plugin.display()))?;
+        (bytes, model)
+    };
     let sha256 = sha256_hex(&bytes);
     let signature = match &args.sign_key {
         Some(path) => Some(super::signing::read_signer(path)?.sign(&sha256)),
@@ -37,21 +40,6 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
             Some(text)
         }
         None => None,
-    };
-
-    // The same checks a host makes before serving: compile, world, info(), sample.
-    let runtime = Runtime::new(VALIDATION_LIMITS, None)?;
-    let candidate = Artifact::new(
-        "candidate".into(),
-        Origin::PluginDir { path: args.plugin.clone() },
-        bytes.clone(),
-        None,
-    );
-    let checked =
-        tokio::task::spawn_blocking(move || loader::load(&runtime, candidate, Compiler::Cranelift)).await?;
-    let model = match checked {
-        Ok(model) => model,
-        Err(e) => bail!("refusing to publish {}: {e}", args.plugin.display()),
     };
 
     let aws = AwsClients::from_env(&args.aws).await;

@@ -9,6 +9,7 @@ mod compiled;
 mod compiler;
 mod epoch;
 mod output;
+pub mod preinit;
 pub mod priority;
 mod sandbox;
 mod warm;
