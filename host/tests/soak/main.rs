@@ -7,6 +7,9 @@
 
 // Shared with the end-to-end tests; not every helper there is used here.
 #[allow(dead_code)]
+#[path = "../api/examples.rs"]
+mod examples;
+#[allow(dead_code)]
 #[path = "../api/process.rs"]
 mod process;
 

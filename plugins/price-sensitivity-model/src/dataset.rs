@@ -99,6 +99,20 @@ pub fn published() -> Splits {
     split(generate(SEED, N_ROWS), SEED, TEST_FRACTION)
 }
 
+/// `examples` as CSV: a header of the field names and `LABEL`, then one line per row.
+pub fn to_csv(examples: &[Example]) -> String {
+    let header: Vec<&str> = FIELDS.iter().map(|f| f.name).chain(["LABEL"]).collect();
+    let mut out = vec![header.join(",")];
+    for e in examples {
+        let cells = e.values.iter().map(|v| match v {
+            Value::Number(x) => x.to_string(),
+            Value::Text(s) => (*s).to_string(),
+        });
+        out.push(cells.chain([crate::LABELS[e.label].to_string()]).collect::<Vec<_>>().join(","));
+    }
+    out.join("\n") + "\n"
+}
+
 fn draw(rng: &mut ChaCha8Rng) -> Example {
     let mut values = [Value::Number(0.0); FIELDS.len()];
     let mut codes = [0usize; 6];

@@ -4,8 +4,8 @@
 //! The plugin's build script runs the same fit, so this is for inspecting the data and
 //! the model, not a step of the build.
 
-use price_sensitivity_model::dataset::{self, Example};
-use price_sensitivity_model::{FIELDS, LABELS, Value, evaluate, train};
+use price_sensitivity_model::dataset::{self, to_csv};
+use price_sensitivity_model::{evaluate, train};
 use std::path::PathBuf;
 use std::{env, fs, io};
 
@@ -27,17 +27,4 @@ fn main() -> io::Result<()> {
         out.display()
     );
     Ok(())
-}
-
-fn to_csv(examples: &[Example]) -> String {
-    let mut out: Vec<String> =
-        vec![FIELDS.iter().map(|f| f.name).chain(["LABEL"]).collect::<Vec<_>>().join(",")];
-    for e in examples {
-        let cells = e.values.iter().map(|v| match v {
-            Value::Number(x) => x.to_string(),
-            Value::Text(s) => (*s).to_string(),
-        });
-        out.push(cells.chain([LABELS[e.label].to_string()]).collect::<Vec<_>>().join(","));
-    }
-    out.join("\n") + "\n"
 }
