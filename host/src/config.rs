@@ -31,6 +31,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Serve predictions over HTTP.
     Serve(ServeArgs),
+    /// Start a plugin crate bound to this host's contract, with a small model to replace.
+    NewPlugin(NewPluginArgs),
     /// Package an ONNX classifier (scikit-learn, LightGBM, XGBoost exports) as a plugin.
     Package(PackageArgs),
     /// Upload a plugin (or an ONNX model, packaged on the way) and register it as a new
@@ -50,6 +52,16 @@ pub struct GroupArgs {
     /// SageMaker model package group.
     #[arg(long = "group", env = "MODEL_PACKAGE_GROUP", default_value = "retail-price-sensitivity-models")]
     pub group: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NewPluginArgs {
+    /// The directory to create the crate in (new or empty).
+    pub dir: PathBuf,
+
+    /// The crate's name (default: the directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

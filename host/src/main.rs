@@ -31,6 +31,7 @@ async fn run(cli: Cli) -> ExitCode {
             Ok(server) => server.run(server::termination_signal()).await,
             Err(e) => Err(e),
         },
+        Command::NewPlugin(args) => commands::new_plugin(args),
         Command::Package(args) => commands::package(args).await,
         Command::Publish(args) => commands::publish(args).await,
         Command::Models(args) => commands::models(args).await,

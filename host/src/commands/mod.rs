@@ -1,12 +1,15 @@
-//! The publisher's commands: `package` an ONNX model as a plugin, `publish` a plugin
-//! version, `models list|approve|reject`, and `keygen`/`sign` for plugin signatures.
+//! The publisher's commands: `new-plugin` to start a plugin crate, `package` an ONNX
+//! model as a plugin, `publish` a plugin version, `models list|approve|reject`, and
+//! `keygen`/`sign` for plugin signatures.
 
 mod models;
+mod new_plugin;
 mod package;
 mod publish;
 mod signing;
 
 pub use models::models;
+pub use new_plugin::{WIT_BINDGEN_VERSION, new_plugin};
 pub use package::package;
 pub use publish::publish;
 pub use signing::{keygen, sign};

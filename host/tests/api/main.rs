@@ -9,6 +9,7 @@ mod examples;
 mod faults;
 mod helpers;
 mod metrics;
+mod new_plugin;
 mod observability;
 mod onnx;
 mod openapi;
