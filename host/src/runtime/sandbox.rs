@@ -71,7 +71,7 @@ impl PluginState {
         Self {
             wasi,
             table: ResourceTable::new(),
-            memory: MemoryCap { limit: memory_limit, exceeded: false, largest: 0 },
+            memory: MemoryCap { limit: memory_limit, exceeded: false, grown: 0 },
             stdout,
             stderr,
             deadline: Instant::now(),
@@ -90,20 +90,24 @@ impl WasiView for PluginState {
 pub struct MemoryCap {
     pub limit: usize,
     pub exceeded: bool,
-    /// The largest size any memory of the instance was allowed to reach, in bytes.
-    pub largest: usize,
+    /// Bytes the instance's memories grew by after they were created: what its calls
+    /// added to the size it starts with (a packaged model starts with its model loaded).
+    pub grown: usize,
 }
 
 /// Tables hold function references; this bounds the host memory they can take.
 const TABLE_ELEMENTS_LIMIT: usize = 100_000;
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
         if desired > self.limit {
             self.exceeded = true;
             return Ok(false);
         }
-        self.largest = self.largest.max(desired);
+        // Creating a memory asks for its initial size from zero: that is not growth.
+        if current > 0 {
+            self.grown += desired - current;
+        }
         Ok(true)
     }
 
@@ -140,4 +144,21 @@ pub fn add_allowed_wasi(linker: &mut Linker<PluginState>) -> Result<()> {
     random::insecure::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
     random::insecure_seed::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memory_created_large_has_not_grown_and_the_cap_holds() {
+        let mut cap = MemoryCap { limit: 64 << 20, exceeded: false, grown: 0 };
+        // Creation: a packaged model's snapshot starts at 26 MB.
+        assert!(cap.memory_growing(0, 26 << 20, None).unwrap());
+        assert_eq!(cap.grown, 0);
+        assert!(cap.memory_growing(26 << 20, 27 << 20, None).unwrap());
+        assert_eq!(cap.grown, 1 << 20);
+        assert!(!cap.memory_growing(27 << 20, 65 << 20, None).unwrap());
+        assert!(cap.exceeded);
+    }
 }

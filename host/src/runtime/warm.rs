@@ -2,7 +2,7 @@
 //!
 //! Instantiating costs more than scoring a row, so each plugin keeps a few idle
 //! instances. An instance goes back to the idle list only if its call returned without
-//! a trap, a timeout or a refused memory growth, its memory stayed small, it has served
+//! a trap, a timeout or a refused memory growth, its memory grew little, it has served
 //! fewer than `calls_per_instance` calls, and its plugin is serving: a version that
 //! stops serving drops its idle instances at once, so their pool slots are free for
 //! the next one.
@@ -12,9 +12,10 @@ use super::sandbox::PluginState;
 use std::sync::Mutex;
 use wasmtime::Store;
 
-/// Largest linear memory an instance may have grown to and still be kept: a call that
-/// needed more (a very large batch) returns that memory to the pool instead.
-pub const MAX_WARM_MEMORY: usize = 4 << 20;
+/// Most an instance's memory may have grown beyond its initial size and the instance
+/// still be kept: a call that needed more (a very large batch) returns that memory to
+/// the pool instead. Growth, not size: a packaged model starts with megabytes of model.
+pub const MAX_WARM_GROWTH: usize = 4 << 20;
 
 /// One instantiated plugin with the store that owns it.
 pub struct Instance {
@@ -57,7 +58,7 @@ impl WarmInstances {
         let memory = &instance.store.data().memory;
         let reusable = clean
             && !memory.exceeded
-            && memory.largest <= MAX_WARM_MEMORY
+            && memory.grown <= MAX_WARM_GROWTH
             && instance.calls < self.calls_per_instance;
         if !reusable {
             return;

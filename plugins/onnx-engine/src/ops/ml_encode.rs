@@ -5,7 +5,7 @@
 
 use super::shape::gather_typed;
 use super::{BuildError, Kernel, NodeSpec, required};
-use crate::tensor::{DType, Data, Element, Strings, Tensor, by_dtype};
+use crate::tensor::{DType, Data, Strings, Tensor, by_dtype};
 use rustc_hash::FxHashMap as HashMap;
 
 /// Categories of a one-hot encoder, as texts or integers.
