@@ -12,9 +12,11 @@ plus fat LTO; the first build takes a while); the smoke run uses `release`, whic
 built already. `--profile` picks another.
 
 Then, on predict-host alone: batch throughput (rows/s, and plugin time per call from its
-own /metrics, at one connection and at 16) and the cost of hot swaps (p99 while
-versions swap in vs. steady state, and in the run after, while the last version is
-compiled again with Cranelift).
+own /metrics, at one connection and at 16), the cost of hot swaps (p99 while versions
+swap in vs. steady state, and in the run after, while the last version is compiled again
+with Cranelift), and the ONNX path: the example's scikit-learn pipeline packaged
+(`predict-host package`) against the hand-written plugin, plugin time per call at each
+batch size, package time, component size and load time.
 
     bench/run.py            full run (about 4 minutes once built): writes target/bench/results.{json,md}
     bench/run.py --smoke    seconds per step, one concurrency level: keeps this from rotting
@@ -184,7 +186,8 @@ def build(profile):
        "--bin", "train-price-sensitivity", "--", model_out)
     requirements = os.path.join(ROOT, "bench", "incumbent", "requirements.txt")
     sh(sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-       "--root-user-action=ignore", "-r", requirements)
+       "--root-user-action=ignore", "-r", requirements,
+       "-r", os.path.join(ROOT, "examples", "sklearn", "requirements.txt"))
     return os.path.join(model_out, "train.csv")
 
 
@@ -211,7 +214,7 @@ def main():
     host_env = {"LOG_FORMAT": "json", "RUST_LOG": "info"}
     results = {"machine": machine(), "mode": "smoke" if options.smoke else "full", "profile": profile,
                "seconds": seconds,
-               "servers": {}, "batch": {}, "swap": {}}
+               "servers": {}, "batch": {}, "swap": {}, "packaged": {}}
 
     specs = [
         ("ceiling", [os.path.join(built, "bench-ceiling")], None, ROOT),
@@ -236,33 +239,41 @@ def main():
     # Batches and swaps, on predict-host serving a plugin directory.
     with tempfile.TemporaryDirectory(prefix="bench-plugins-") as plugins:
         batch_and_swap(results, built, host_binary, host_env, batches, seconds, warmup, plugins)
+    with tempfile.TemporaryDirectory(prefix="bench-onnx-") as scratch:
+        packaged_vs_hand_written(results, built, host_binary, host_env, batches, seconds, warmup,
+                                 os.path.dirname(train_csv), scratch)
 
     write_reports(results, options.out, concurrency)
 
 
+def bundled_wasm(built):
+    return max(glob.glob(os.path.join(built, "build", "plugin-artifacts-*", "out",
+                                      "price-sensitivity.wasm")), key=os.path.getmtime)
+
+
+def plugin_us_per_call(host, body, connections, seconds):
+    """A wrk run with the plugin's mean wall time per call over it, from /metrics."""
+    before = plugin_seconds(host.port)
+    run = wrk(host.url, body, connections, seconds)
+    after = plugin_seconds(host.port)
+    calls = after[1] - before[1]
+    return run, (after[0] - before[0]) / calls * 1e6 if calls else None
+
+
 def batch_and_swap(results, built, host_binary, host_env, batches, seconds, warmup, plugins):
     """Batch throughput and the cost of hot swaps, on predict-host serving `plugins`."""
-    wasm = max(glob.glob(os.path.join(built, "build", "plugin-artifacts-*", "out",
-                                      "price-sensitivity.wasm")), key=os.path.getmtime)
+    wasm = bundled_wasm(built)
     shutil.copy(wasm, os.path.join(plugins, "price-sensitivity-1.wasm"))
     port = free_port()
     with Server("predict-host-dir", [host_binary, "serve", "--bind", "127.0.0.1", "--port", str(port),
                                      "--plugin-dir", plugins], port, host_env) as host:
-        def plugin_us_per_call(body, connections):
-            """A wrk run with the plugin's mean wall time per call over it, from /metrics."""
-            before = plugin_seconds(port)
-            run = wrk(host.url, body, connections, seconds)
-            after = plugin_seconds(port)
-            calls = after[1] - before[1]
-            return run, (after[0] - before[0]) / calls * 1e6 if calls else None
-
         for size in batches:
             body = [SEED] * size
             wrk(host.url, body, 16, warmup)
             # At one connection a call has the machine to itself: its plugin time is the
             # cost of the call. At 16, calls share two cores and yield to each other.
-            _, alone = plugin_us_per_call(body, 1)
-            run, loaded = plugin_us_per_call(body, 16)
+            _, alone = plugin_us_per_call(host, body, 1, seconds)
+            run, loaded = plugin_us_per_call(host, body, 16, seconds)
             run["rows_per_s"] = run["rps"] * size
             run["plugin_us_per_call"] = loaded
             run["plugin_us_per_call_alone"] = alone
@@ -297,6 +308,44 @@ def batch_and_swap(results, built, host_binary, host_env, batches, seconds, warm
                            "p99_ratio": swapping["p99_us"] / steady["p99_us"],
                            "after_swaps": after, "after_p99_ratio": after["p99_us"] / steady["p99_us"],
                            "compiler_after": info.get("compiler")}
+
+
+def packaged_vs_hand_written(results, built, host_binary, host_env, batches, seconds, warmup, data, scratch):
+    """The example's scikit-learn pipeline packaged from ONNX, against the hand-written
+    plugin of the same model family: plugin time per call at one connection for each
+    batch size, package time, component size and load time, in this run."""
+    model = os.path.join(scratch, "model")
+    sh(sys.executable, os.path.join(ROOT, "examples", "sklearn", "train.py"), "--data", data, "--out", model)
+    packaged = os.path.join(scratch, "packaged.wasm")
+    package_times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([host_binary, "package", os.path.join(model, "model.onnx"), "--manifest",
+                        os.path.join(model, "manifest.json"), "-o", packaged], check=True, stdout=subprocess.DEVNULL)
+        package_times.append(time.perf_counter() - started)
+    plugins = {"hand-written": bundled_wasm(built), "packaged": packaged}
+    measured = {}
+    for name, wasm in plugins.items():
+        directory = os.path.join(scratch, name)
+        os.makedirs(directory)
+        shutil.copy(wasm, os.path.join(directory, "price-sensitivity-1.wasm"))
+        port = free_port()
+        with Server(f"predict-host-{name}", [host_binary, "serve", "--bind", "127.0.0.1", "--port", str(port),
+                                             "--plugin-dir", directory], port, host_env) as host:
+            info = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/model/info").read())
+            per_call = {}
+            for size in batches:
+                body = SEED if size == 1 else [SEED] * size
+                wrk(host.url, body, 1, warmup)
+                per_call[size] = plugin_us_per_call(host, body, 1, seconds)[1]
+            measured[name] = {"bytes": os.path.getsize(wasm), "load_ms": info["load_ms"], "plugin_us_per_call": per_call}
+            print(f"  {name:>12}: {os.path.getsize(wasm)} bytes, load {info['load_ms']:.0f} ms, plugin "
+                  + ", ".join(f"{us:.1f} µs at {size}" for size, us in per_call.items()), flush=True)
+    hand, onnx = measured["hand-written"], measured["packaged"]
+    results["packaged"] = {
+        "package_s": sorted(package_times)[1], "hand_written": hand, "packaged": onnx,
+        "ratio": {size: onnx["plugin_us_per_call"][size] / hand["plugin_us_per_call"][size] for size in batches},
+    }
 
 
 def machine():
@@ -351,6 +400,18 @@ def write_reports(results, out, concurrency):
                      if s["compiler_after"] == "cranelift" else
                      f"the last version still ran {s['compiler_after']}'s code at their end (its recompile with "
                      f"Cranelift is due {TIER_UP_AFTER_S} s after its swap).")]
+    p = results["packaged"]
+    hand, onnx = p["hand_written"], p["packaged"]
+    lines += ["", "The example's scikit-learn pipeline packaged from ONNX (`predict-host package`, median of 3: "
+                  f"{p['package_s']:.2f} s) against the hand-written plugin; plugin time per call at one "
+                  "connection.", "",
+              "| plugin | component | load (compile, checks, self-test) | "
+              + " | ".join(f"{size} rows" for size in p["ratio"]) + " |",
+              "|---|---|---|" + "---|" * len(p["ratio"])]
+    for name, m in [("hand-written", hand), ("packaged ONNX", onnx)]:
+        lines.append(f"| {name} | {m['bytes'] / 1024:.0f} KiB | {m['load_ms']:.0f} ms | "
+                     + " | ".join(f"{us:.1f} µs" for us in m["plugin_us_per_call"].values()) + " |")
+    lines.append("| packaged / hand-written | | | " + " | ".join(f"{r:.2f}×" for r in p["ratio"].values()) + " |")
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)

@@ -16,11 +16,13 @@ rustup component add rustfmt clippy
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   'moto[server]==5.2.1' 'schemathesis==4.32.5' 'openapi-spec-validator==0.9.0' 'prometheus-client==0.26.0' \
   -r examples/sklearn/requirements.txt
-# Headless Chromium renders /docs in the docs test.
-if ! command -v chromium >/dev/null; then
+# Headless Chromium renders /docs in the docs test; wrk drives the smoke benchmark.
+missing=$(for tool in chromium wrk; do command -v "$tool" >/dev/null || echo "$tool"; done)
+if [ -n "$missing" ]; then
   sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  # shellcheck disable=SC2086 # one package name per word
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
 fi
 
 cargo fmt --all --check
