@@ -4,7 +4,8 @@
 use crate::artifact::Origin;
 use crate::observe::PluginCalls;
 use crate::runtime::{
-    Answer, CallError, Field, ModelInfo, Plugin, PredictError, Prediction, predictions_from_scores,
+    Answer, CallError, Field, ModelInfo, Plugin, PluginText, PredictError, Prediction,
+    predictions_from_scores,
 };
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,16 +35,17 @@ pub struct LoadedModel {
 pub enum PredictFailure {
     /// The caller's fault: the plugin rejected row `row`.
     #[error("row {row}: {message}")]
-    InvalidInput { row: u32, message: String },
+    InvalidInput { row: u32, message: PluginText },
     /// The plugin failed or timed out.
     #[error("the model plugin {0}")]
     Plugin(#[from] CallError),
     /// The plugin reported its own internal error.
     #[error("the model plugin reported an internal error: {0}")]
-    Internal(String),
-    /// The plugin answered something the contract does not allow.
+    Internal(PluginText),
+    /// The plugin answered something the contract does not allow (the reason quotes
+    /// the answer, so it is the plugin's text too).
     #[error("the model plugin returned an invalid answer: {0}")]
-    BadOutput(String),
+    BadOutput(PluginText),
 }
 
 impl LoadedModel {
@@ -59,15 +61,18 @@ impl LoadedModel {
 
     async fn score(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
         let answer = self.plugin.predict(rows, &self.info.inputs).await?.map_err(|e| match e {
-            PredictError::InvalidInput((row, message)) => PredictFailure::InvalidInput { row, message },
-            PredictError::Internal(message) => PredictFailure::Internal(message),
+            PredictError::InvalidInput((row, message)) => {
+                PredictFailure::InvalidInput { row, message: PluginText::new(message) }
+            }
+            PredictError::Internal(message) => PredictFailure::Internal(PluginText::new(message)),
         })?;
         let predictions = match answer {
             Answer::Predictions(predictions) => predictions,
             Answer::Scores(scores) => predictions_from_scores(scores, &self.info.labels, rows.len())
-                .map_err(PredictFailure::BadOutput)?,
+                .map_err(|why| PredictFailure::BadOutput(PluginText::new(why)))?,
         };
-        check_predictions(&self.info.labels, rows.len(), &predictions).map_err(PredictFailure::BadOutput)?;
+        check_predictions(&self.info.labels, rows.len(), &predictions)
+            .map_err(|why| PredictFailure::BadOutput(PluginText::new(why)))?;
         Ok(predictions)
     }
 }

@@ -9,6 +9,7 @@ mod compiled;
 mod compiler;
 mod epoch;
 mod output;
+mod plugin_text;
 pub mod preinit;
 pub mod priority;
 mod sandbox;
@@ -20,6 +21,7 @@ pub use bindings::{
 };
 pub use columns::predictions_from_scores;
 pub use compiler::Compiler;
+pub use plugin_text::{PLUGIN_TEXT_LIMIT, PluginText};
 
 use arc_swap::ArcSwap;
 use bindings::{Exports, ExportsPre};
@@ -99,9 +101,9 @@ pub enum CallError {
     #[error("exceeded its memory limit of {} MiB", .0 / (1024 * 1024))]
     MemoryLimit(usize),
     #[error("trapped: {0}")]
-    Trap(String),
+    Trap(PluginText),
     #[error("could not be instantiated: {0}")]
-    Instantiate(String),
+    Instantiate(PluginText),
 }
 
 /// The process-wide engines and linkers.
@@ -424,7 +426,7 @@ fn classify(error: wasmtime::Error, store: &Store<PluginState>, limits: SandboxL
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Timeout(limits.call_timeout),
-        Some(trap) => CallError::Trap(trap.to_string()),
-        None => CallError::Trap(format!("{error:#}")),
+        Some(trap) => CallError::Trap(PluginText::new(trap.to_string())),
+        None => CallError::Trap(PluginText::new(format!("{error:#}"))),
     }
 }

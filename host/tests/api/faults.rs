@@ -220,3 +220,32 @@ async fn plugin_output_reaches_the_host_log_tagged_with_the_version_and_capped()
         assert!(kept as u64 + dropped >= 4 * 1024 * 1024 - 4096, "dropped {dropped} bytes");
     }
 }
+
+#[tokio::test]
+async fn a_plugins_long_texts_are_cut_in_answers_and_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    install_fixture(dir.path(), "misbehave", fixtures::MISBEHAVE);
+    let host = HostProcess::start(&env_of(&[("PLUGIN_DIR", dir.path().to_str().unwrap())]));
+    host.wait_ready(Duration::from_secs(30)).await;
+    // A 10 MiB refusal, a 10 MiB internal error, and a 20 MB label in an answer.
+    for (action, status, total) in
+        [("long-refusal", 422, 10 << 20), ("long-failure", 500, 10 << 20), ("huge", 500, 0)]
+    {
+        let response =
+            host.client.post(host.url("/predict")).json(&json!({"action": action})).send().await.unwrap();
+        assert_eq!(response.status(), status, "{action}");
+        let body = response.bytes().await.unwrap();
+        assert!(body.len() < 16 << 10, "{action}: a {} byte answer", body.len());
+        let error = serde_json::from_slice::<Value>(&body).unwrap()["error"].as_str().unwrap().to_string();
+        assert!(error.contains(" bytes in all]"), "{action}: {error}");
+        if total > 0 {
+            assert!(error.contains(&format!("[cut: {total} bytes in all]")), "{action}: {error}");
+        }
+    }
+    let cut_lines = within(Duration::from_secs(5), || async {
+        host.logs.lock().unwrap().iter().filter(|l| l.contains(" bytes in all]")).count() >= 2
+    });
+    assert!(cut_lines.await.is_some(), "the failures were not logged:\n{}", host.log_text());
+    let longest = host.logs.lock().unwrap().iter().map(String::len).max().unwrap();
+    assert!(longest < 16 << 10, "a log line of {longest} bytes");
+}
