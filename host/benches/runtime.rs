@@ -30,13 +30,10 @@ const SEED: &str = r#"{"BASKET_SIZE":"M","BASKET_TYPE":"MIXED","STORE_REGION":"L
 const BATCH_SIZES: [usize; 3] = [1, 64, 1024];
 
 fn new_runtime(allocation: Allocation, calls_per_instance: u32) -> Arc<Runtime> {
-    let limits = SandboxLimits {
-        call_timeout: Duration::from_secs(1),
-        memory_limit: 64 << 20,
-        max_concurrent_calls: 4,
-        output_limit: 16 << 10,
-        calls_per_instance,
-    };
+    let limits = SandboxLimits::DEFAULT
+        .with_call_timeout(Duration::from_secs(1))
+        .with_concurrent_calls(4)
+        .with_calls_per_instance(calls_per_instance);
     Runtime::with_allocation(limits, None, allocation).expect("runtime")
 }
 

@@ -3,8 +3,9 @@
 
 use crate::artifact::signature::PluginKey;
 use crate::aws::AwsArgs;
-use crate::runtime::Compiler;
-use clap::{Parser, Subcommand, ValueEnum};
+use crate::runtime::{Compiler, SandboxLimits};
+use crate::telemetry::LogFormat;
+use clap::{Parser, Subcommand};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,13 +19,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Auto,
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,20 +204,20 @@ pub struct ServeArgs {
     pub plugin_dir_rescan_secs: u64,
 
     /// Wall-clock budget of one plugin call in milliseconds; past it the request gets 504.
-    #[arg(long, env = "CALL_TIMEOUT_MS", default_value_t = 100)]
+    #[arg(long, env = "CALL_TIMEOUT_MS", default_value_t = SandboxLimits::DEFAULT.call_timeout.as_millis() as u64)]
     pub call_timeout_ms: u64,
 
     /// Largest linear memory of one plugin instance, in MiB.
-    #[arg(long, env = "PLUGIN_MEMORY_LIMIT_MIB", default_value_t = 64)]
+    #[arg(long, env = "PLUGIN_MEMORY_LIMIT_MIB", default_value_t = SandboxLimits::DEFAULT.memory_limit >> 20)]
     pub plugin_memory_limit_mib: usize,
 
     /// Bytes of plugin stdout/stderr kept per call for the log.
-    #[arg(long, env = "PLUGIN_OUTPUT_LIMIT_BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, env = "PLUGIN_OUTPUT_LIMIT_BYTES", default_value_t = SandboxLimits::DEFAULT.output_limit)]
     pub plugin_output_limit_bytes: usize,
 
     /// Calls one plugin instance may serve (after clean returns only) before it is
     /// replaced; 1 gives every call a fresh instance.
-    #[arg(long, env = "PLUGIN_CALLS_PER_INSTANCE", default_value_t = 1000,
+    #[arg(long, env = "PLUGIN_CALLS_PER_INSTANCE", default_value_t = SandboxLimits::DEFAULT.calls_per_instance,
         value_parser = clap::value_parser!(u32).range(1..))]
     pub plugin_calls_per_instance: u32,
 
@@ -240,7 +234,7 @@ pub struct ServeArgs {
     pub tier_up_after: Duration,
 
     /// Plugin calls that may run at once; more get 503 with Retry-After.
-    #[arg(long, env = "MAX_CONCURRENT_CALLS", default_value_t = 64)]
+    #[arg(long, env = "MAX_CONCURRENT_CALLS", default_value_t = SandboxLimits::DEFAULT.max_concurrent_calls)]
     pub max_concurrent_calls: u32,
 
     /// Largest request body in bytes; larger gets 413.

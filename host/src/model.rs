@@ -2,11 +2,11 @@
 //! and the checks every answer of the plugin must pass before it reaches a client.
 
 use crate::artifact::Origin;
-use crate::observe::PluginCalls;
 use crate::runtime::{
     Answer, CallError, Field, ModelInfo, Plugin, PluginText, PredictError, Prediction,
     predictions_from_scores,
 };
+use crate::telemetry::metrics::PluginCalls;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Tolerance on the sum of one prediction's probabilities.
@@ -55,7 +55,7 @@ impl LoadedModel {
         let started = Instant::now();
         let outcome = self.score(rows).await;
         let failure = outcome.as_ref().err().and_then(PredictFailure::kind);
-        self.calls.record(started.elapsed(), failure);
+        self.calls.record(started.elapsed(), failure.map(PluginFailureKind::as_str));
         outcome
     }
 
@@ -79,16 +79,49 @@ impl LoadedModel {
 
 impl PredictFailure {
     /// The kind of the plugin's failure, for metrics; `None` when the caller is at fault.
-    pub fn kind(&self) -> Option<&'static str> {
+    pub fn kind(&self) -> Option<PluginFailureKind> {
         Some(match self {
             Self::InvalidInput { .. } => return None,
-            Self::Plugin(CallError::Timeout(_)) => "timeout",
-            Self::Plugin(CallError::MemoryLimit(_)) => "memory_limit",
-            Self::Plugin(CallError::Trap(_)) => "trap",
-            Self::Plugin(CallError::Instantiate(_)) => "instantiate",
-            Self::Internal(_) => "internal",
-            Self::BadOutput(_) => "invalid_output",
+            Self::Plugin(CallError::Timeout(_)) => PluginFailureKind::Timeout,
+            Self::Plugin(CallError::MemoryLimit(_)) => PluginFailureKind::MemoryLimit,
+            Self::Plugin(CallError::Trap(_)) => PluginFailureKind::Trap,
+            Self::Plugin(CallError::Instantiate(_)) => PluginFailureKind::Instantiate,
+            Self::Internal(_) => PluginFailureKind::Internal,
+            Self::BadOutput(_) => PluginFailureKind::InvalidOutput,
         })
+    }
+}
+
+/// How a plugin call failed: the `kind` label of `plugin_call_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginFailureKind {
+    Timeout,
+    MemoryLimit,
+    Trap,
+    Instantiate,
+    InvalidOutput,
+    Internal,
+}
+
+impl PluginFailureKind {
+    pub const ALL: [Self; 6] = [
+        Self::Timeout,
+        Self::MemoryLimit,
+        Self::Trap,
+        Self::Instantiate,
+        Self::InvalidOutput,
+        Self::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::MemoryLimit => "memory_limit",
+            Self::Trap => "trap",
+            Self::Instantiate => "instantiate",
+            Self::InvalidOutput => "invalid_output",
+            Self::Internal => "internal",
+        }
     }
 }
 
@@ -117,4 +150,14 @@ pub fn check_predictions(labels: &[String], rows: usize, predictions: &[Predicti
         }
     }
     Ok(())
+}
+
+/// The same label, and each label's probability within rounding.
+pub fn same_answer(a: &Prediction, b: &Prediction) -> bool {
+    a.label == b.label
+        && a.scores.len() == b.scores.len()
+        && a.scores
+            .iter()
+            .zip(&b.scores)
+            .all(|(x, y)| x.label == y.label && (x.probability - y.probability).abs() <= 1e-9)
 }

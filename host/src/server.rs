@@ -2,17 +2,18 @@
 //! gracefully (not ready → stop accepting → finish in-flight requests, bounded).
 
 use crate::api::{self, AppState};
-use crate::artifact::cache::ArtifactCache;
-use crate::artifact::s3::ObjectStore;
 use crate::aws::AwsClients;
+use crate::aws::s3::ObjectStore;
+use crate::aws::sagemaker::ModelRegistry;
 use crate::config::ServeArgs;
 use crate::loader::{Loader, SwapCompile};
-use crate::registry::ModelRegistry;
 use crate::runtime::{Runtime, SandboxLimits};
-use crate::slot::ActiveModel;
+use crate::slot::{LoadFailureKind, ServingSlot};
 use crate::source::control::{self, Command};
 use crate::source::registry::RegistrySource;
+use crate::source::registry::cache::ArtifactCache;
 use crate::source::{self, BundledSource, plugin_dir::PluginDirSource};
+use crate::telemetry;
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,7 +26,7 @@ use tokio::sync::mpsc;
 pub struct Server {
     listener: TcpListener,
     args: ServeArgs,
-    slot: Arc<ActiveModel>,
+    slot: Arc<ServingSlot>,
     loader: Arc<Loader>,
 }
 
@@ -43,6 +44,7 @@ impl Server {
             args.admin_token.as_deref().is_none_or(|t| !t.trim().is_empty()),
             "ADMIN_TOKEN is set but empty: set a secret token, or unset it to disable /admin"
         );
+        telemetry::metrics::declare_load_failure_kinds(LoadFailureKind::ALL.map(LoadFailureKind::as_str));
         let compiled_cache = args.cache_dir.as_ref().map(|dir| dir.join("compiled"));
         let runtime = Runtime::new(sandbox_limits(&args), compiled_cache)
             .context("starting the WebAssembly runtime")?;
@@ -50,7 +52,7 @@ impl Server {
         if key.is_some() {
             tracing::info!("plugin signatures required: only plugins signed with PLUGIN_PUBLIC_KEY load");
         }
-        let slot = ActiveModel::new();
+        let slot = ServingSlot::new();
         let swaps = SwapCompile { compiler: args.swap_compiler, recompile_after: args.tier_up_after };
         let loader = Arc::new(Loader::new(runtime, Arc::clone(&slot), key, swaps));
         let address = SocketAddr::new(args.bind, args.port);

@@ -13,16 +13,70 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+/// What failed when a version was refused: the `kind` in `/model/info` and the label of
+/// `model_load_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadFailureKind {
+    /// Its signature is missing or does not verify (with `PLUGIN_PUBLIC_KEY` set).
+    Signature,
+    /// It is not a valid WebAssembly component.
+    Component,
+    /// It imports what the sandbox does not provide.
+    Imports,
+    /// It does not implement the predictor world.
+    World,
+    /// `info()` failed, or declared something inconsistent or out of bounds.
+    Info,
+    /// Scoring its own sample failed.
+    SelfTest,
+    /// The host failed while checking it.
+    Panic,
+    /// Its plugin or metrics could not be downloaded (retried with backoff).
+    Fetch,
+    /// Its registry record is broken (retried with backoff).
+    Record,
+}
+
+impl LoadFailureKind {
+    pub const ALL: [Self; 9] = [
+        Self::Signature,
+        Self::Component,
+        Self::Imports,
+        Self::World,
+        Self::Info,
+        Self::SelfTest,
+        Self::Panic,
+        Self::Fetch,
+        Self::Record,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signature => "signature",
+            Self::Component => "component",
+            Self::Imports => "imports",
+            Self::World => "world",
+            Self::Info => "info",
+            Self::SelfTest => "self_test",
+            Self::Panic => "panic",
+            Self::Fetch => "fetch",
+            Self::Record => "record",
+        }
+    }
+}
+
 /// A version that was refused, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoadFailureRecord {
     pub version: String,
-    /// What failed: `signature`, `component`, `imports`, `world`, `info`, `self_test`,
-    /// `panic`, `fetch`, `record` (also the label of `model_load_failures_total`).
-    pub kind: &'static str,
+    pub kind: LoadFailureKind,
+    /// `sha256:<hex>` of the refused plugin, as the artifact or its registry record names it.
     pub digest: String,
     pub reason: String,
-    #[serde(serialize_with = "crate::api::rfc3339")]
+    /// When it was refused (RFC 3339, UTC).
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: SystemTime,
 }
 
@@ -30,7 +84,7 @@ pub struct LoadFailureRecord {
 const FAILURES_KEPT: usize = 32;
 
 #[derive(Default)]
-pub struct ActiveModel {
+pub struct ServingSlot {
     serving: ArcSwapOption<LoadedModel>,
     previous: ArcSwapOption<LoadedModel>,
     last_failure: ArcSwapOption<LoadFailureRecord>,
@@ -43,14 +97,16 @@ pub struct ActiveModel {
 }
 
 /// The source's latest failure to reach its backend (cleared once it answers again).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SourceError {
     pub error: String,
-    #[serde(serialize_with = "crate::api::rfc3339")]
+    /// Since when (RFC 3339, UTC).
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub since: SystemTime,
 }
 
-impl ActiveModel {
+impl ServingSlot {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
@@ -88,7 +144,7 @@ impl ActiveModel {
         if let Some(outgoing) = outgoing.as_ref().filter(|o| !Arc::ptr_eq(o, &incoming)) {
             outgoing.plugin.set_serving(false);
         }
-        crate::observe::swap(
+        crate::telemetry::metrics::swap(
             (&incoming.version, &incoming.digest),
             outgoing.as_deref().map(|m| (m.version.as_str(), m.digest.as_str())),
         );
@@ -121,8 +177,8 @@ impl ActiveModel {
     }
 
     pub fn record_failure(&self, record: LoadFailureRecord) {
-        tracing::error!(version = %record.version, digest = %record.digest, kind = record.kind, reason = %record.reason, "model version refused");
-        crate::observe::load_failure(record.kind);
+        tracing::error!(version = %record.version, digest = %record.digest, kind = record.kind.as_str(), reason = %record.reason, "model version refused");
+        crate::telemetry::metrics::load_failure(record.kind.as_str());
         let mut failures = self.failures.lock().expect("failures lock");
         failures.insert(record.version.clone(), record.clone());
         if failures.len() > FAILURES_KEPT {
@@ -167,4 +223,14 @@ impl ActiveModel {
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
+}
+
+/// RFC 3339 UTC with milliseconds, as every timestamp in the API is written.
+pub fn format_time(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Serde helper for [`format_time`].
+pub fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_time(*time))
 }

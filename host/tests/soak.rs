@@ -5,18 +5,18 @@
 //! timing-sensitive end-to-end tests rather than beside them; and one test at a time,
 //! since each saturates the machine on purpose.
 
+// The tests, in the folder of this name.
+mod soak {
+    mod faults;
+    mod fuzz;
+    mod rollout;
+    mod swaps;
+}
+
 // Shared with the end-to-end tests; not every helper there is used here.
 #[allow(dead_code)]
-#[path = "../api/examples.rs"]
-mod examples;
-#[allow(dead_code)]
-#[path = "../api/process.rs"]
-mod process;
-
-mod faults;
-mod fuzz;
-mod rollout;
-mod swaps;
+mod support;
+use support::{examples, process};
 
 /// Held by each test for its whole run.
 static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -5,19 +5,21 @@
 //! versions in the registry.
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::json::{JsonBody, JsonBodyErrors};
 use crate::model::LoadedModel;
-use crate::source::control::{ControlError, SourceHandle};
-use axum::extract::rejection::JsonRejection;
+use crate::slot::{LoadFailureRecord, SourceError};
+use crate::source::control::{AvailableVersion, ControlError, SourceHandle};
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 /// What the operator API needs: the token (as a digest, so comparing it takes the same
 /// time whatever its length) and the source's command channel.
@@ -67,35 +69,137 @@ async fn require_token(
     Ok(next.run(request).await)
 }
 
+/// The OpenAPI description of [`routes`], merged into the document when they are mounted.
+#[derive(OpenApi)]
+#[openapi(
+    paths(versions, pin, unpin, rollback, reload),
+    components(schemas(ErrorBody)),
+    modifiers(&AdminToken),
+    tags((name = "admin", description = "Operator controls (enabled by ADMIN_TOKEN)"))
+)]
+pub struct AdminDocs;
+
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .add_security_scheme("admin_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// What every admin route may answer besides its own outcomes.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description only: these answers are `ApiError`s
+enum AdminErrors {
+    #[response(status = 401, description = "Missing or wrong bearer token", content_type = "application/json",
+        headers(("www-authenticate" = String, description = "Bearer")))]
+    Unauthorized(ErrorBody),
+    #[response(
+        status = 503,
+        description = "The model source is not running or cannot be reached",
+        content_type = "application/json"
+    )]
+    Unavailable(ErrorBody),
+}
+
 fn control(state: &AppState) -> &SourceHandle {
     &state.admin.as_ref().expect("admin routes exist only with admin state").control
+}
+
+/// The loaded, available and refused versions.
+#[derive(Serialize, ToSchema)]
+pub struct Versions {
+    /// The version serving now.
+    serving: Option<LoadedVersion>,
+    /// The version it replaced, kept loaded for rollback.
+    previous: Option<LoadedVersion>,
+    /// The version an operator pinned, if any.
+    pinned: Option<String>,
+    /// What the source could serve, newest first.
+    available: Vec<AvailableVersion>,
+    /// Versions refused and not served since, most recent first.
+    refused: Vec<LoadFailureRecord>,
+}
+
+/// A loaded version.
+#[derive(Serialize, ToSchema)]
+pub struct LoadedVersion {
+    version: String,
+    /// `sha256:<hex>` of its plugin.
+    digest: String,
+    /// When it loaded (RFC 3339, UTC).
+    loaded_at: String,
+    signed: bool,
+    signature_verified: bool,
+}
+
+impl From<&LoadedModel> for LoadedVersion {
+    fn from(model: &LoadedModel) -> Self {
+        Self {
+            version: model.version.clone(),
+            digest: model.digest.clone(),
+            loaded_at: crate::slot::format_time(model.loaded_at),
+            signed: model.signed,
+            signature_verified: model.signature_verified,
+        }
+    }
+}
+
+/// Which versions serve after an operator action.
+#[derive(Serialize, ToSchema)]
+pub struct Outcome {
+    serving: Option<String>,
+    previous: Option<String>,
+    pinned: Option<String>,
+}
+
+impl Outcome {
+    fn of(state: &AppState) -> Self {
+        Self {
+            serving: state.slot.current().map(|m| m.version.clone()),
+            previous: state.slot.previous().map(|m| m.version.clone()),
+            pinned: state.slot.pinned(),
+        }
+    }
+}
+
+/// Which versions serve after a reload, and what went wrong in it.
+#[derive(Serialize, ToSchema)]
+pub struct ReloadOutcome {
+    #[serde(flatten)]
+    outcome: Outcome,
+    /// The latest refusal, if any.
+    last_load_error: Option<LoadFailureRecord>,
+    /// The source's failure to reach its backend, if it has not answered since.
+    source_error: Option<SourceError>,
 }
 
 /// Loaded (serving and previous), available from the source (registry, cache, plugin
 /// directory, bundled) and refused versions, with reasons.
 #[utoipa::path(get, path = "/admin/versions", tag = "admin", security(("admin_token" = [])), responses(
-    (status = 200, description = "Loaded, available and refused versions", body = Object),
-        (status = 401, description = "Missing or wrong bearer token", body = super::docs::ErrorBody),
-    (status = 503, description = "The model source is not running", body = super::docs::ErrorBody),
+    (status = 200, description = "Loaded, available and refused versions", body = Versions),
+    AdminErrors,
 ))]
-pub async fn versions(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn versions(State(state): State<AppState>) -> Result<Json<Versions>, ApiError> {
     let available = control(&state).available().await.map_err(control_error)?;
-    Ok(Json(json!({
-        "serving": state.slot.current().as_deref().map(loaded),
-        "previous": state.slot.previous().as_deref().map(loaded),
-        "pinned": state.slot.pinned(),
-        "available": available,
-        "refused": state.slot.failures(),
-    })))
+    Ok(Json(Versions {
+        serving: state.slot.current().as_deref().map(LoadedVersion::from),
+        previous: state.slot.previous().as_deref().map(LoadedVersion::from),
+        pinned: state.slot.pinned(),
+        available,
+        refused: state.slot.failures(),
+    }))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct PinRequest {
     version: VersionName,
 }
 
 /// A version as a JSON number (registry versions) or string (`1.2.0`).
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum VersionName {
     Number(u64),
@@ -105,85 +209,58 @@ pub enum VersionName {
 /// Serves the given version and stops following the source until unpinned.
 #[utoipa::path(post, path = "/admin/pin", tag = "admin", security(("admin_token" = [])),
     request_body(content = PinRequest, example = json!({"version": 3})), responses(
-    (status = 200, description = "The version serves, pinned", body = Object),
-    (status = 400, description = "The body is not JSON", body = super::docs::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = super::docs::ErrorBody),
-    (status = 404, description = "No such version", body = super::docs::ErrorBody),
-    (status = 409, description = "The version cannot serve", body = super::docs::ErrorBody),
-    (status = 415, description = "Content-Type is not application/json", body = super::docs::ErrorBody),
-    (status = 422, description = "Not {\"version\": N}", body = super::docs::ErrorBody),
-    (status = 503, description = "The model source cannot be reached", body = super::docs::ErrorBody),
+    (status = 200, description = "The version serves, pinned", body = Outcome),
+    (status = 400, description = "The body is not JSON", body = ErrorBody),
+    (status = 404, description = "No such version", body = ErrorBody),
+    (status = 409, description = "The version cannot serve", body = ErrorBody),
+    (status = 422, description = "Not {\"version\": N}", body = ErrorBody),
+    JsonBodyErrors,
+    AdminErrors,
 ))]
 pub async fn pin(
     State(state): State<AppState>,
-    body: Result<Json<PinRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Json(PinRequest { version }) = body.map_err(|rejection| match rejection {
-        JsonRejection::JsonDataError(e) => {
-            ApiError::invalid(format!(r#"expected {{"version": N}}: {}"#, e.body_text()))
-        }
-        other => super::predict::from_rejection(other, state.max_body_bytes),
-    })?;
+    JsonBody(PinRequest { version }): JsonBody<PinRequest>,
+) -> Result<Json<Outcome>, ApiError> {
     let version = match version {
         VersionName::Number(n) => n.to_string(),
         VersionName::Text(text) => text,
     };
     control(&state).pin(version).await.map_err(control_error)?;
-    Ok(Json(outcome(&state)))
+    Ok(Json(Outcome::of(&state)))
 }
 
 #[utoipa::path(post, path = "/admin/unpin", tag = "admin", security(("admin_token" = [])), responses(
-    (status = 200, description = "Following the source again", body = Object),
-        (status = 401, description = "Missing or wrong bearer token", body = super::docs::ErrorBody),
-    (status = 503, description = "The model source is not running", body = super::docs::ErrorBody),
+    (status = 200, description = "Following the source again", body = Outcome),
+    AdminErrors,
 ))]
-pub async fn unpin(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn unpin(State(state): State<AppState>) -> Result<Json<Outcome>, ApiError> {
     control(&state).unpin().await.map_err(control_error)?;
-    Ok(Json(outcome(&state)))
+    Ok(Json(Outcome::of(&state)))
 }
 
 /// Serves the previous loaded version again, pinned so the source does not undo it.
 #[utoipa::path(post, path = "/admin/rollback", tag = "admin", security(("admin_token" = [])), responses(
-    (status = 200, description = "The previous version serves, pinned", body = Object),
-        (status = 401, description = "Missing or wrong bearer token", body = super::docs::ErrorBody),
-    (status = 409, description = "No previous version is loaded", body = super::docs::ErrorBody),
-    (status = 503, description = "The model source is not running", body = super::docs::ErrorBody),
+    (status = 200, description = "The previous version serves, pinned", body = Outcome),
+    (status = 409, description = "No previous version is loaded", body = ErrorBody),
+    AdminErrors,
 ))]
-pub async fn rollback(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn rollback(State(state): State<AppState>) -> Result<Json<Outcome>, ApiError> {
     control(&state).rollback().await.map_err(control_error)?;
-    Ok(Json(outcome(&state)))
+    Ok(Json(Outcome::of(&state)))
 }
 
 /// Checks the source now instead of at the next poll or rescan.
 #[utoipa::path(post, path = "/admin/reload", tag = "admin", security(("admin_token" = [])), responses(
-    (status = 200, description = "The source was checked", body = Object),
-        (status = 401, description = "Missing or wrong bearer token", body = super::docs::ErrorBody),
-    (status = 503, description = "The model source is not running", body = super::docs::ErrorBody),
+    (status = 200, description = "The source was checked", body = ReloadOutcome),
+    AdminErrors,
 ))]
-pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn reload(State(state): State<AppState>) -> Result<Json<ReloadOutcome>, ApiError> {
     control(&state).reload().await.map_err(control_error)?;
-    let mut body = outcome(&state);
-    body["last_load_error"] = json!(state.slot.last_failure().as_deref());
-    body["source_error"] = json!(state.slot.source_error().as_deref());
-    Ok(Json(body))
-}
-
-fn outcome(state: &AppState) -> Value {
-    json!({
-        "serving": state.slot.current().map(|m| m.version.clone()),
-        "previous": state.slot.previous().map(|m| m.version.clone()),
-        "pinned": state.slot.pinned(),
-    })
-}
-
-fn loaded(model: &LoadedModel) -> Value {
-    json!({
-        "version": model.version,
-        "digest": model.digest,
-        "loaded_at": super::format_time(model.loaded_at),
-        "signed": model.signed,
-        "signature_verified": model.signature_verified,
-    })
+    Ok(Json(ReloadOutcome {
+        outcome: Outcome::of(&state),
+        last_load_error: state.slot.last_failure().as_deref().cloned(),
+        source_error: state.slot.source_error().as_deref().cloned(),
+    }))
 }
 
 fn control_error(error: ControlError) -> ApiError {

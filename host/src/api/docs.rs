@@ -6,107 +6,38 @@
 //! describes the model that would answer.
 
 use super::AppState;
+use super::error::ErrorBody;
 use crate::model::LoadedModel;
 use crate::runtime::FieldType;
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
 pub const DOCS_PATH: &str = "/docs";
 
-/// The error body every route answers with: `error` always, the rest where it applies.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong, for a person to read.
-    pub error: String,
-    /// Index of the offending row in a batch.
-    pub row: Option<u32>,
-    /// The offending field.
-    pub field: Option<String>,
-    /// The model version that failed.
-    pub model_version: Option<String>,
-    /// Why the last version failed to load (when none is loaded).
-    #[schema(value_type = Option<Object>)]
-    pub last_load_error: Option<Value>,
-}
-
-/// One observation: the model's input fields by name (see `/model/info` for the schema
-/// of the serving model; this document fills it in). Unknown fields are ignored.
-#[derive(Serialize, ToSchema)]
-#[schema(value_type = Object)]
-#[allow(dead_code)] // a schema only, filled in from the model (see `row_schema`)
-pub struct PredictRow(Map<String, Value>);
-
-/// One row, or a batch of rows answered in the same order.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)] // a schema only: requests are parsed against the model's own schema
-pub enum PredictRequest {
-    Row(PredictRow),
-    Batch(Vec<PredictRow>),
-}
-
+/// The document's own header and the documentation routes; each handler module describes
+/// its own routes, and [`document`] merges them.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "predict-host",
         description = "Predictions from a WebAssembly component plugin, hot-swapped without restarts."
     ),
-    paths(
-        super::predict::predict,
-        super::model::health,
-        super::model::ready,
-        super::model::info,
-        super::model::metrics,
-        super::prometheus_metrics,
-        openapi_json,
-        docs_redirect,
-        docs_page,
-        docs_asset,
-    ),
-    components(schemas(ErrorBody, PredictRow, PredictRequest)),
-    tags(
-        (name = "predict", description = "Scoring"),
-        (name = "model", description = "Health and what is serving"),
-        (name = "operations", description = "Metrics and this description"),
-    )
+    paths(openapi_json, docs_redirect, docs_page, docs_asset),
+    components(schemas(ErrorBody))
 )]
-pub struct ApiDoc;
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        super::admin::versions,
-        super::admin::pin,
-        super::admin::unpin,
-        super::admin::rollback,
-        super::admin::reload
-    ),
-    modifiers(&AdminToken),
-    tags((name = "admin", description = "Operator controls (enabled by ADMIN_TOKEN)"))
-)]
-pub struct AdminDoc;
-
-struct AdminToken;
-
-impl Modify for AdminToken {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components
-            .add_security_scheme("admin_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-    }
-}
+struct ApiDoc;
 
 /// The OpenAPI document for this server as configured and serving now.
 pub fn document(state: &AppState) -> Value {
     let mut doc = ApiDoc::openapi();
+    doc.merge(super::predict::PredictDocs::openapi());
+    doc.merge(super::status::StatusDocs::openapi());
     if state.admin.is_some() {
-        doc.merge(AdminDoc::openapi());
+        doc.merge(super::admin::AdminDocs::openapi());
     }
     doc.merge(super::v2::V2Docs::openapi());
     let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serializes");

@@ -1,12 +1,15 @@
-//! The one error type of the HTTP API. Every variant maps to one status code and a JSON
-//! body `{"error": "...", ...}`; plugin internals are logged, not returned.
+//! The one error type of the HTTP API and the one body every error response carries.
+//! Every variant maps to one status code and an [`ErrorBody`]; plugin internals are
+//! logged, not returned.
 
 use crate::model::PredictFailure;
 use crate::runtime::CallError;
+use crate::slot::LoadFailureRecord;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -39,7 +42,7 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 503: no model version has loaded yet.
     #[error("no model version is loaded")]
-    NoModel { last_failure: Option<Value> },
+    NoModel { last_failure: Option<LoadFailureRecord> },
     /// 503 with `Retry-After`: every plugin call slot is busy.
     #[error("the server is at its limit of {0} concurrent predictions; retry shortly")]
     Overloaded(u32),
@@ -84,34 +87,27 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut body = Map::new();
-        body.insert("error".into(), Value::String(self.to_string()));
+        let mut body = ErrorBody::new(self.to_string());
         match &self {
             Self::InvalidInput { row, field, .. } => {
-                if let Some(row) = row {
-                    body.insert("row".into(), json!(row));
-                }
-                if let Some(field) = field {
-                    body.insert("field".into(), json!(field));
-                }
+                body.row = *row;
+                body.field = field.clone();
             }
-            Self::NoModel { last_failure: Some(failure) } => {
-                body.insert("last_load_error".into(), failure.clone());
-            }
+            Self::NoModel { last_failure } => body.last_load_error = last_failure.clone(),
             Self::Plugin { failure, version } => {
                 if let PredictFailure::InvalidInput { row, .. } = failure {
-                    body.insert("row".into(), json!(row));
+                    body.row = Some(*row);
                 } else {
                     tracing::error!(model_version = %version, error = %failure, "prediction failed");
                 }
-                body.insert("model_version".into(), json!(version));
+                body.model_version = Some(version.clone());
             }
             _ => {}
         }
-        let mut response = (status, Json(Value::Object(body))).into_response();
+        let mut response = (status, Json(body)).into_response();
         match self {
             Self::Overloaded(_) => {
-                crate::observe::request_shed();
+                crate::telemetry::metrics::request_shed();
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
@@ -122,5 +118,31 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// The body of every error response, from handlers and middleware alike: `error` always,
+/// the rest where it applies.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    pub error: String,
+    /// Index of the offending row in a batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<u32>,
+    /// The offending field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The model version that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    /// Why the last version failed to load, when none is loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_load_error: Option<LoadFailureRecord>,
+}
+
+impl ErrorBody {
+    pub fn new(error: String) -> Self {
+        Self { error, row: None, field: None, model_version: None, last_load_error: None }
     }
 }

@@ -3,14 +3,14 @@
 //! span carrying that id, Prometheus request metrics, a bound on the whole request, and
 //! JSON bodies for errors that arise outside the handlers (timeouts, oversized bodies).
 
-use crate::observe;
+use super::error::ErrorBody;
+use crate::telemetry::metrics;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde_json::json;
 use std::time::{Duration, Instant};
 use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -57,16 +57,16 @@ pub fn around<S: Clone + Send + Sync + 'static>(router: Router<S>, request_timeo
 async fn track(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
-    let _in_flight = observe::InFlight::start();
+    let _in_flight = metrics::InFlight::start();
     let started = Instant::now();
     let response = json_errors(next.run(request).await).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    observe::http_request(&method, route, response.status().as_u16(), started.elapsed());
+    metrics::http_request(&method, route, response.status().as_u16(), started.elapsed());
     response
 }
 
 /// Gives an error response that is not JSON (from a layer, or a framework rejection) the
-/// `{"error": "..."}` body every other error has.
+/// [`ErrorBody`] every other error has.
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
@@ -83,7 +83,7 @@ async fn json_errors(response: Response) -> Response {
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let body = Json(json!({ "error": text })).into_response().into_body();
+    let body = Json(ErrorBody::new(text)).into_response().into_body();
     Response::from_parts(parts, Body::new(body))
 }
 

@@ -4,35 +4,34 @@
 mod admin;
 mod docs;
 mod error;
+mod json;
 mod layers;
-mod model;
 mod predict;
 mod rows;
+mod status;
 mod v2;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 pub use layers::anchor_timers;
 pub use predict::{MODEL_VERSION_HEADER, PredictionBody};
 pub use rows::rows_from_json;
 
 use crate::model::{LoadedModel, PredictFailure};
 use crate::runtime::{Field, Prediction};
-use crate::slot::ActiveModel;
+use crate::slot::ServingSlot;
 use crate::source::control::SourceHandle;
 use admin::Admin;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::header;
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub slot: Arc<ActiveModel>,
+    pub slot: Arc<ServingSlot>,
     /// One permit per plugin call allowed to run at once.
     pub calls: Arc<Semaphore>,
     pub max_concurrent_calls: u32,
@@ -46,7 +45,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        slot: Arc<ActiveModel>,
+        slot: Arc<ServingSlot>,
         max_concurrent_calls: u32,
         max_batch_rows: usize,
         max_body_bytes: usize,
@@ -84,26 +83,25 @@ impl AppState {
     }
 
     fn no_model(&self) -> ApiError {
-        let last_failure = self.slot.last_failure().and_then(|f| serde_json::to_value(&*f).ok());
-        ApiError::NoModel { last_failure }
+        ApiError::NoModel { last_failure: self.slot.last_failure().as_deref().cloned() }
     }
 }
 
 /// The application router, without a socket: tests can drive it directly.
 pub fn app(state: AppState) -> Router {
     let (max_body_bytes, request_timeout) = (state.max_body_bytes, state.request_timeout);
-    crate::observe::prometheus();
+    crate::telemetry::metrics::prometheus();
     let mut router = Router::new();
     if state.admin.is_some() {
         router = router.nest("/admin", admin::routes(state.clone()));
     }
     let router = router
         .route("/predict", post(predict::predict))
-        .route("/health", get(model::health))
-        .route("/ready", get(model::ready))
-        .route("/model/info", get(model::info))
-        .route("/model/metrics", get(model::metrics))
-        .route("/metrics", get(prometheus_metrics))
+        .route("/health", get(status::health))
+        .route("/ready", get(status::ready))
+        .route("/model/info", get(status::info))
+        .route("/model/metrics", get(status::metrics))
+        .route("/metrics", get(status::prometheus_metrics))
         .route(docs::OPENAPI_PATH, get(docs::openapi_json))
         .merge(v2::routes())
         .merge(docs::swagger_ui())
@@ -111,22 +109,4 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body_bytes));
     layers::around(router, request_timeout).with_state(state)
-}
-
-/// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
-    (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
-pub async fn prometheus_metrics() -> impl IntoResponse {
-    let text = crate::observe::prometheus().render();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
-}
-
-/// RFC 3339 UTC with milliseconds, as every timestamp in the API is written.
-pub fn format_time(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
-}
-
-/// Serde helper for [`format_time`].
-pub fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&format_time(*time))
 }

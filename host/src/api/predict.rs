@@ -2,24 +2,52 @@
 //! array in the same order) out, each naming the model version that answered.
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::json::{JsonBody, JsonBodyErrors};
 use super::rows::rows_from_json;
 use crate::model::LoadedModel;
 use crate::runtime::{ClassScore, Prediction};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use utoipa::{OpenApi, ToSchema};
+
+/// The OpenAPI description of `/predict`. The document fills in `PredictRow` and
+/// `PredictRequest` from the serving model's input schema.
+#[derive(OpenApi)]
+#[openapi(
+    paths(predict),
+    components(schemas(ErrorBody, PredictRow, PredictRequest)),
+    tags((name = "predict", description = "Scoring"))
+)]
+pub struct PredictDocs;
+
+/// One observation: the model's input fields by name (see `/model/info` for the schema
+/// of the serving model; the document fills it in). Unknown fields are ignored.
+#[derive(Serialize, ToSchema)]
+#[schema(value_type = Object)]
+#[allow(dead_code)] // a schema only: rows are read against the model's own schema
+pub struct PredictRow(Map<String, Value>);
+
+/// One row, or a batch of rows answered in the same order.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only: requests are read against the model's own schema
+pub enum PredictRequest {
+    Row(PredictRow),
+    Batch(Vec<PredictRow>),
+}
 
 /// Response header naming the model version that answered.
 pub const MODEL_VERSION_HEADER: &str = "x-model-version";
 
 /// The prediction for one row.
 // Borrowed from the plugin's answer: written out without copying it.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct PredictionBody<'a> {
     /// The chosen label.
     pub prediction: &'a str,
@@ -48,7 +76,7 @@ impl Serialize for Probabilities<'_> {
 }
 
 /// A prediction, or a batch of them in request order.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // a schema only: answers are built from `PredictionBody`
 pub enum PredictResponse<'a> {
@@ -61,28 +89,26 @@ pub enum PredictResponse<'a> {
     post,
     path = "/predict",
     tag = "predict",
-    request_body(content = super::docs::PredictRequest, description = "One row, or a batch of rows",
+    request_body(content = PredictRequest, description = "One row, or a batch of rows",
         example = json!({"BASKET_SIZE":"M","BASKET_TYPE":"MIXED","STORE_REGION":"LONDON","STORE_FORMAT":"LS",
             "SPEND":125.50,"QUANTITY":3,"PROD_CODE_20":"FOOD","PROD_CODE_30":"FRESH"})),
     responses(
         (status = 200, description = "A prediction per row, naming the model version that answered",
             body = PredictResponse,
             headers(("x-model-version" = String, description = "The model version that answered"))),
-        (status = 400, description = "The body is not JSON", body = super::docs::ErrorBody),
-        (status = 413, description = "The body exceeds MAX_BODY_BYTES", body = super::docs::ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = super::docs::ErrorBody),
-        (status = 422, description = "Not a row or batch; a field missing, of the wrong type, or refused by the model", body = super::docs::ErrorBody),
-        (status = 500, description = "The plugin trapped, hit its memory limit, or answered outside the contract", body = super::docs::ErrorBody),
-        (status = 503, description = "No model version is loaded, or every plugin call slot is busy (Retry-After)", body = super::docs::ErrorBody),
-        (status = 504, description = "The plugin ran past CALL_TIMEOUT_MS", body = super::docs::ErrorBody),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 422, description = "Not a row or batch; a field missing, of the wrong type, or refused by the model", body = ErrorBody),
+        (status = 500, description = "The plugin trapped, hit its memory limit, or answered outside the contract", body = ErrorBody),
+        (status = 503, description = "No model version is loaded, or every plugin call slot is busy (Retry-After)", body = ErrorBody),
+        (status = 504, description = "The plugin ran past CALL_TIMEOUT_MS", body = ErrorBody),
+        JsonBodyErrors,
     )
 )]
 pub async fn predict(
     State(state): State<AppState>,
-    body: Result<Json<Box<RawValue>>, JsonRejection>,
-) -> Result<Response, ApiError> {
     // Checked as JSON by the extractor (400 if it is not), read into rows below.
-    let Json(body) = body.map_err(|r| from_rejection(r, state.max_body_bytes))?;
+    JsonBody(body): JsonBody<Box<RawValue>>,
+) -> Result<Response, ApiError> {
     let model = state.slot.current().ok_or_else(|| state.no_model())?;
     let (rows, single) = rows_from_json(body.get(), &model.info.inputs, state.max_batch_rows)?;
 
@@ -108,16 +134,6 @@ fn to_body<'a>(prediction: &'a Prediction, model: &'a LoadedModel) -> Prediction
         prediction: &prediction.label,
         probabilities: Probabilities(&prediction.scores),
         model_version: &model.version,
-    }
-}
-
-pub(super) fn from_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-        JsonRejection::BytesRejection(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge(limit)
-        }
-        other => ApiError::MalformedJson(other.body_text()),
     }
 }
 

@@ -1,13 +1,12 @@
-//! A plugin version's bytes, where they came from, and their digest; fetching them from
-//! S3 and keeping them in a content-addressed cache on disk.
+//! A plugin version's bytes, where they came from, and their digest; ed25519 signatures
+//! over digests; and complete-or-nothing writes of such bytes to disk.
 
-pub mod cache;
-pub mod s3;
 pub mod signature;
 
-use crate::registry::VersionDetails;
+use crate::aws::sagemaker::VersionDetails;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// Where a version was found.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -75,4 +74,15 @@ pub const MAX_SIDECAR_BYTES: u64 = 1 << 20;
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -23,13 +23,10 @@ use std::time::Duration;
 
 /// Limits for the local check: as strict as serving, but with a generous deadline, since
 /// a publisher's machine may be busy.
-const VALIDATION_LIMITS: SandboxLimits = SandboxLimits {
-    call_timeout: Duration::from_secs(2),
-    memory_limit: 64 * 1024 * 1024,
-    max_concurrent_calls: 1,
-    output_limit: 16 * 1024,
-    calls_per_instance: 1,
-};
+const VALIDATION_LIMITS: SandboxLimits = SandboxLimits::DEFAULT
+    .with_call_timeout(Duration::from_secs(2))
+    .with_concurrent_calls(1)
+    .with_calls_per_instance(1);
 
 /// Makes the checks a host makes before serving the plugin `bytes` (read from `path`):
 /// compile, world and imports, `info()`, its own sample. The error is the

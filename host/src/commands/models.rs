@@ -1,8 +1,8 @@
 //! `predict-host models list|approve N|reject N`: the rest of a version's life cycle.
 
 use crate::aws::AwsClients;
+use crate::aws::sagemaker::ModelRegistry;
 use crate::config::{ModelsAction, ModelsArgs};
-use crate::registry::ModelRegistry;
 use aws_sdk_sagemaker::types::ModelApprovalStatus;
 
 pub async fn models(args: ModelsArgs) -> anyhow::Result<()> {

@@ -6,8 +6,7 @@
 
 use super::validate;
 use crate::artifact::MAX_PLUGIN_BYTES;
-use crate::artifact::cache::write_atomically;
-use crate::artifact::sha256_hex;
+use crate::artifact::{sha256_hex, write_atomically};
 use crate::config::PackageArgs;
 use crate::loader::LoadFailure;
 use crate::model::LoadedModel;

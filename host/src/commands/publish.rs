@@ -4,11 +4,11 @@
 
 use super::package::{is_onnx, package_model};
 use super::validate;
-use crate::artifact::s3::{ObjectStore, S3Url};
 use crate::artifact::sha256_hex;
 use crate::aws::AwsClients;
+use crate::aws::s3::{ObjectStore, S3Url};
+use crate::aws::sagemaker::{ModelRegistry, NewVersion};
 use crate::config::PublishArgs;
-use crate::registry::{ModelRegistry, NewVersion};
 use anyhow::{Context, bail};
 use serde_json::json;
 

@@ -7,8 +7,8 @@
 //! sidecar `.sha256` of the compiled bytes catches a torn or altered entry, which is
 //! then discarded and compiled again.
 
-use crate::artifact::cache::write_atomically;
 use crate::artifact::sha256_hex;
+use crate::artifact::write_atomically;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use wasmtime::Engine;

@@ -6,7 +6,7 @@
 //! slot; while it is set, sources leave the serving version alone, so a newer approval
 //! or a new file does not replace it until `unpin`.
 
-use crate::slot::ActiveModel;
+use crate::slot::ServingSlot;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,11 +26,11 @@ pub enum ControlError {
 }
 
 /// A version a source could serve.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AvailableVersion {
     pub version: String,
-    /// Where it is: `registry`, `cache`, `plugin-dir` or `bundled`.
-    pub location: &'static str,
+    /// Where it is.
+    pub location: VersionLocation,
     /// `sha256:<hex>`, when known without a download.
     pub digest: Option<String>,
     /// Registry approval status, for registry versions.
@@ -38,6 +38,20 @@ pub struct AvailableVersion {
     /// Whether its bytes are on local disk (cache or plugin directory) or built in.
     pub local: bool,
     pub signed: bool,
+}
+
+/// Where an available version's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionLocation {
+    /// In the model registry (approved), to be downloaded.
+    Registry,
+    /// In the local cache of registry versions.
+    Cache,
+    /// A file in the watched plugin directory.
+    PluginDir,
+    /// The plugin compiled into this binary.
+    Bundled,
 }
 
 pub enum Command {
@@ -58,7 +72,7 @@ pub(crate) trait Controlled {
 }
 
 /// Carries out `command` against `source`.
-pub(crate) async fn handle<S: Controlled>(source: &mut S, slot: &ActiveModel, command: Command) {
+pub(crate) async fn handle<S: Controlled>(source: &mut S, slot: &ServingSlot, command: Command) {
     match command {
         Command::Reload(done) => {
             source.reconcile().await;
@@ -85,7 +99,7 @@ pub(crate) async fn handle<S: Controlled>(source: &mut S, slot: &ActiveModel, co
     }
 }
 
-async fn pin<S: Controlled>(source: &mut S, slot: &ActiveModel, version: String) -> Result<(), ControlError> {
+async fn pin<S: Controlled>(source: &mut S, slot: &ServingSlot, version: String) -> Result<(), ControlError> {
     let serving = slot.current().map(|m| m.version.clone());
     let previous = slot.previous().map(|m| m.version.clone());
     if serving.as_deref() != Some(version.as_str()) {

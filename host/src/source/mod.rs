@@ -60,10 +60,10 @@ impl Controlled for BundledSource {
             return Err(ControlError::NoSuchVersion(version.to_string()));
         }
         let refused = |reason| ControlError::Refused { version: version.to_string(), reason };
-        self.loader.load_and_swap(self.bundled.clone()).await.map_err(refused)
+        self.loader.load_and_swap(self.bundled.clone()).await.map_err(|refusal| refused(refusal.reason))
     }
 
     async fn available(&mut self) -> Vec<AvailableVersion> {
-        vec![plugin_dir::local_version(&self.bundled, "bundled")]
+        vec![plugin_dir::local_version(&self.bundled, control::VersionLocation::Bundled)]
     }
 }

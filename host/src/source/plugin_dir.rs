@@ -16,7 +16,7 @@
 //!   or to the bundled plugin when the directory holds none;
 //! - while an operator has pinned a version, none of the above happens.
 
-use super::control::{AvailableVersion, Command, ControlError, Controlled, handle};
+use super::control::{AvailableVersion, Command, ControlError, Controlled, VersionLocation, handle};
 use crate::artifact::{Artifact, MAX_PLUGIN_BYTES, MAX_SIDECAR_BYTES, Origin};
 use crate::loader::Loader;
 use notify::event::{AccessKind, AccessMode};
@@ -213,20 +213,21 @@ impl Controlled for PluginDirSource {
         self.loader
             .load_and_swap(artifact)
             .await
-            .map_err(|reason| ControlError::Refused { version: version.into(), reason })
+            .map_err(|refusal| ControlError::Refused { version: version.into(), reason: refusal.reason })
     }
 
     async fn available(&mut self) -> Vec<AvailableVersion> {
         let mut found = self.scan().unwrap_or_default();
         found.sort_by(|a, b| b.version.cmp(&a.version));
-        let files = found.iter().filter_map(read_artifact).map(|a| local_version(&a, "plugin-dir"));
-        let bundled = self.fallback.iter().map(|a| local_version(a, "bundled"));
+        let files =
+            found.iter().filter_map(read_artifact).map(|a| local_version(&a, VersionLocation::PluginDir));
+        let bundled = self.fallback.iter().map(|a| local_version(a, VersionLocation::Bundled));
         files.chain(bundled).collect()
     }
 }
 
 /// An artifact on local disk (or built in) as the operator API lists it.
-pub(crate) fn local_version(artifact: &Artifact, location: &'static str) -> AvailableVersion {
+pub(crate) fn local_version(artifact: &Artifact, location: VersionLocation) -> AvailableVersion {
     AvailableVersion {
         version: artifact.version.clone(),
         location,

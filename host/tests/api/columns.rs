@@ -12,13 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn runtime() -> Arc<Runtime> {
-    let limits = SandboxLimits {
-        call_timeout: Duration::from_secs(5),
-        memory_limit: 64 << 20,
-        max_concurrent_calls: 2,
-        output_limit: 16 << 10,
-        calls_per_instance: 1000,
-    };
+    let limits = SandboxLimits::DEFAULT.with_call_timeout(Duration::from_secs(5)).with_concurrent_calls(2);
     Runtime::new(limits, None).expect("runtime")
 }
 

@@ -1,19 +1,14 @@
 //! Winch's code and Cranelift's: a swapped-in version serves Winch's code until its
 //! Cranelift code is ready, so both must give the same answers and the same faults.
 
-use crate::columns::{summary, varied_rows};
+use super::columns::{summary, varied_rows};
 use plugin_artifacts::{PRICE_SENSITIVITY_WASM, fixtures};
 use predict_host::runtime::{CallError, Compiler, Field, Plugin, Runtime, SandboxLimits, Value};
 use std::time::Duration;
 
 fn prepare(bytes: &[u8], compiler: Compiler) -> Plugin {
-    let limits = SandboxLimits {
-        call_timeout: Duration::from_millis(300),
-        memory_limit: 64 << 20,
-        max_concurrent_calls: 2,
-        output_limit: 16 << 10,
-        calls_per_instance: 1000,
-    };
+    let limits =
+        SandboxLimits::DEFAULT.with_call_timeout(Duration::from_millis(300)).with_concurrent_calls(2);
     let runtime = Runtime::new(limits, None).expect("runtime");
     let plugin = runtime.prepare(bytes, "test", "test", compiler).expect("plugin");
     assert_eq!(plugin.compiler(), compiler);

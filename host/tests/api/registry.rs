@@ -5,10 +5,10 @@
 use crate::helpers::within;
 use crate::process::{HostProcess, Moto, cli_ok, env_of, write_file};
 use plugin_artifacts::fixtures;
-use predict_host::artifact::s3::{ObjectStore, S3Url};
 use predict_host::artifact::sha256_hex;
 use predict_host::aws::AwsClients;
-use predict_host::registry::{ModelRegistry, NewVersion, RegistryError, VersionDetails};
+use predict_host::aws::s3::{ObjectStore, S3Url};
+use predict_host::aws::sagemaker::{ModelRegistry, NewVersion, RegistryError, VersionDetails};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;

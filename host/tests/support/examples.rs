@@ -2,7 +2,7 @@
 //! `examples/sklearn/train.py` training and exporting a model (Python tools installed by
 //! `scripts/test.sh`), and `predict-host package` with no Rust toolchain on `PATH`.
 
-use crate::process::run_cli;
+use super::process::run_cli;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

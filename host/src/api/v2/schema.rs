@@ -141,12 +141,6 @@ pub enum OutputName {
     Probabilities,
 }
 
-/// Every error body: `{"error": "..."}`, sometimes with more detail beside it.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct V2Error {
-    pub error: String,
-}
-
 impl Datatype {
     /// Every datatype, BYTES first, in the order messages list them.
     pub(super) const ALL: [Self; 11] = [

@@ -1,8 +1,11 @@
 //! Reading an inference request: the body into typed tensors (every misfit a 400 that
 //! names the part), and the tensors into plugin rows checked against the model's inputs.
 
+use super::failure::{Failure, bad};
 use super::schema::{Datatype, InferInputTensor, InferRequest, OutputName, RequestedOutput};
-use super::{BINARY_REFUSAL, Failure, bad};
+
+pub(super) const BINARY_REFUSAL: &str =
+    "the binary tensor data extension is not supported; send JSON tensors";
 use crate::api::rows::json_kind;
 use crate::runtime::{Field, FieldSpec, FieldType, Value as WitValue};
 use serde_json::{Map, Number, Value};

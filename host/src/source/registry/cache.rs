@@ -6,11 +6,10 @@
 //! `registry/<group>/last-good`. Every write is a rename of a complete temporary file,
 //! so a crash never leaves a torn entry; every read of plugin bytes re-checks the digest.
 
-use crate::artifact::sha256_hex;
-use crate::registry::VersionDetails;
+use crate::artifact::{sha256_hex, write_atomically};
+use crate::aws::sagemaker::VersionDetails;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A registry version as cached: its description and its published metrics.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,15 +85,4 @@ impl ArtifactCache {
         let text = std::fs::read_to_string(self.group_dir(group).join("last-good")).ok()?;
         self.version(group, text.trim().parse().ok()?)
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

@@ -1,6 +1,10 @@
-//! AWS clients from the standard configuration chain: region and credentials from the
+//! AWS: clients from the standard configuration chain (region and credentials from the
 //! environment, profile, or IRSA web identity in a pod; `AWS_ENDPOINT_URL` to point the
-//! same binary at another endpoint (such as a local test server).
+//! same binary at another endpoint, such as a local test server), the SageMaker Model
+//! Registry's conventions (`sagemaker`) and the S3 object store (`s3`).
+
+pub mod s3;
+pub mod sagemaker;
 
 use std::time::Duration;
 

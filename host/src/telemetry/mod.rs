@@ -11,8 +11,8 @@
 //! straight away.
 
 mod json_line;
+pub mod metrics;
 
-use crate::config::LogFormat;
 use json_line::{JsonLine, SpanFields};
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
@@ -104,6 +104,15 @@ impl Write for LineWriter {
 }
 
 /// Installs the global subscriber; `RUST_LOG` filters (default `info`).
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Text on a terminal, JSON lines otherwise.
+    Auto,
+    Text,
+    Json,
+}
+
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match format {

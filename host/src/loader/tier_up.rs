@@ -11,10 +11,10 @@
 //! publishes, all but the last two): a Cranelift compile costs requests about what a
 //! whole swap with Cranelift would (BENCHMARKS.md).
 
-use crate::loader::same_answer;
 use crate::model::LoadedModel;
+use crate::model::same_answer;
 use crate::runtime::{Compiler, Runtime, priority};
-use crate::slot::ActiveModel;
+use crate::slot::ServingSlot;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Instant;
@@ -34,7 +34,7 @@ pub struct TierUp {
 
 impl TierUp {
     /// Starts the thread, inside the current tokio runtime (it runs the sample checks).
-    pub fn start(runtime: Arc<Runtime>, slot: Arc<ActiveModel>) -> std::io::Result<Self> {
+    pub fn start(runtime: Arc<Runtime>, slot: Arc<ServingSlot>) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel();
         let tokio = tokio::runtime::Handle::current();
         std::thread::Builder::new().name("model-tier-up".into()).spawn(move || {
@@ -52,7 +52,7 @@ impl TierUp {
     }
 }
 
-fn run(runtime: &Arc<Runtime>, slot: &ActiveModel, tokio: &tokio::runtime::Handle, queue: &Receiver<Job>) {
+fn run(runtime: &Arc<Runtime>, slot: &ServingSlot, tokio: &tokio::runtime::Handle, queue: &Receiver<Job>) {
     let pool = priority::idle_compile_pool()
         .inspect_err(
             |e| tracing::warn!(error = %e, "no idle compile pool: recompiling at background priority"),

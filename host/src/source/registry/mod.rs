@@ -16,13 +16,15 @@
 //! While an operator has pinned a version the registry is not polled; `pin` loads any
 //! version of the group (from the registry, or from the cache when it is down).
 
-use super::control::{AvailableVersion, Command, ControlError, Controlled, handle};
-use crate::artifact::cache::{ArtifactCache, CachedVersion};
-use crate::artifact::s3::{FetchError, ObjectStore, S3Url};
+pub mod cache;
+
+use super::control::{AvailableVersion, Command, ControlError, Controlled, VersionLocation, handle};
 use crate::artifact::{Artifact, MAX_PLUGIN_BYTES, MAX_SIDECAR_BYTES, Origin, identity, sha256_hex};
+use crate::aws::s3::{FetchError, ObjectStore, S3Url};
+use crate::aws::sagemaker::{ModelRegistry, RegistryError, VersionDetails, VersionSummary};
 use crate::loader::Loader;
-use crate::registry::{ModelRegistry, RegistryError, VersionDetails, VersionSummary};
-use crate::slot::LoadFailureRecord;
+use crate::slot::{LoadFailureKind, LoadFailureRecord};
+use cache::{ArtifactCache, CachedVersion};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -132,7 +134,7 @@ impl RegistrySource {
                 Ok(details) => details,
                 // One version's broken record keeps that version out, not the others.
                 Err(e @ RegistryError::Malformed(..)) => {
-                    self.version_failed(summary.version, "record", String::new(), &e);
+                    self.version_failed(summary.version, LoadFailureKind::Record, String::new(), &e);
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -152,9 +154,12 @@ impl RegistrySource {
                         return Ok(());
                     }
                 }
-                Err(e) => {
-                    self.version_failed(details.version, "fetch", format!("sha256:{}", details.sha256), &e)
-                }
+                Err(e) => self.version_failed(
+                    details.version,
+                    LoadFailureKind::Fetch,
+                    format!("sha256:{}", details.sha256),
+                    &e,
+                ),
             }
         }
         if serving.is_some() && !approved.iter().any(|v| Some(v.version) == serving) {
@@ -218,7 +223,7 @@ impl RegistrySource {
     fn version_failed(
         &mut self,
         version: u32,
-        kind: &'static str,
+        kind: LoadFailureKind,
         digest: String,
         error: &dyn std::fmt::Display,
     ) {
@@ -262,7 +267,7 @@ impl Controlled for RegistrySource {
             return Err(refused(reason));
         }
         let artifact = self.fetch(&details).await.map_err(|e| refused(e.to_string()))?;
-        self.loader.load_and_swap(artifact).await.map_err(refused)
+        self.loader.load_and_swap(artifact).await.map_err(|refusal| refused(refusal.reason))
     }
 
     async fn available(&mut self) -> Vec<AvailableVersion> {
@@ -275,7 +280,7 @@ impl Controlled for RegistrySource {
                 d.version,
                 AvailableVersion {
                     version: d.version.to_string(),
-                    location: "cache",
+                    location: VersionLocation::Cache,
                     digest: Some(format!("sha256:{}", d.sha256)),
                     approval_status: Some(d.approval_status.clone()),
                     local,
@@ -286,13 +291,13 @@ impl Controlled for RegistrySource {
         for summary in &self.approved {
             let entry = versions.entry(summary.version).or_insert_with(|| AvailableVersion {
                 version: summary.version.to_string(),
-                location: "registry",
+                location: VersionLocation::Registry,
                 digest: None,
                 approval_status: None,
                 local: false,
                 signed: false,
             });
-            entry.location = "registry";
+            entry.location = VersionLocation::Registry;
             entry.approval_status = Some(summary.status.clone());
         }
         versions.into_values().rev().collect()

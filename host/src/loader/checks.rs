@@ -1,17 +1,16 @@
-//! Turns an artifact into a [`LoadedModel`], or says exactly why it cannot serve:
+//! The checks a version passes before it may serve, each failure saying exactly why:
 //! verify the signature (when a key is configured) → compile → check imports and world
-//! → call `info()` → check it → score its sample.
+//! → call `info()` → check what it declares → score its own sample.
 
 use crate::artifact::Artifact;
 use crate::artifact::signature::{PluginKey, SignatureError};
-use crate::model::{LoadedModel, PredictFailure};
-use crate::observe::PluginCalls;
-use crate::runtime::{BATCH_WORLD, CallError, Compiler, LoadError, ModelInfo, Prediction, Runtime, priority};
-use crate::slot::{ActiveModel, LoadFailureRecord};
-use crate::tier_up::TierUp;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use crate::model::{LoadedModel, PredictFailure, same_answer};
+use crate::runtime::{BATCH_WORLD, CallError, Compiler, LoadError, ModelInfo, Runtime};
+use crate::slot::LoadFailureKind;
+use crate::telemetry::metrics::PluginCalls;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadFailure {
@@ -26,10 +25,6 @@ pub enum LoadFailure {
     #[error("scoring its own sample failed: {message}")]
     Sample { message: String, timed_out: bool },
 }
-
-/// How many times a version whose load missed its deadline is tried before it is refused
-/// for good: loads run at low CPU priority, so a busy host can starve one.
-pub const LOAD_ATTEMPTS: u32 = 3;
 
 /// Loads `artifact`, compiling it with `compiler`. Blocking (it compiles): run it off
 /// the async workers but inside the tokio runtime, so the plugin's first calls can run
@@ -93,26 +88,16 @@ fn self_test(tokio: &tokio::runtime::Handle, model: &LoadedModel) -> Result<(), 
     }
 }
 
-/// The same label, and each label's probability within rounding.
-pub fn same_answer(a: &Prediction, b: &Prediction) -> bool {
-    a.label == b.label
-        && a.scores.len() == b.scores.len()
-        && a.scores
-            .iter()
-            .zip(&b.scores)
-            .all(|(x, y)| x.label == y.label && (x.probability - y.probability).abs() <= 1e-9)
-}
-
 impl LoadFailure {
     /// The kind of failure, as `/model/info` and the metrics name it.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> LoadFailureKind {
         match self {
-            Self::Signature(_) => "signature",
-            Self::Component(LoadError::NotAComponent(_)) => "component",
-            Self::Component(LoadError::DisallowedImports(_)) => "imports",
-            Self::Component(LoadError::WrongWorld(_)) => "world",
-            Self::Info(_) | Self::BadInfo(_) => "info",
-            Self::Sample { .. } => "self_test",
+            Self::Signature(_) => LoadFailureKind::Signature,
+            Self::Component(LoadError::NotAComponent(_)) => LoadFailureKind::Component,
+            Self::Component(LoadError::DisallowedImports(_)) => LoadFailureKind::Imports,
+            Self::Component(LoadError::WrongWorld(_)) => LoadFailureKind::World,
+            Self::Info(_) | Self::BadInfo(_) => LoadFailureKind::Info,
+            Self::Sample { .. } => LoadFailureKind::SelfTest,
         }
     }
 
@@ -183,139 +168,6 @@ pub fn load_verified(
     let mut model = load(runtime, artifact, compiler)?;
     model.signature_verified = key.is_some();
     Ok(model)
-}
-
-/// How a swap compiles a version.
-#[derive(Debug, Clone, Copy)]
-pub struct SwapCompile {
-    /// The compiler of a swap (a first load uses Cranelift).
-    pub compiler: Compiler,
-    /// How long a version swapped in with Winch serves before it is compiled again with
-    /// Cranelift (if it still serves, or is the version a rollback restores).
-    pub recompile_after: Duration,
-}
-
-/// Loads candidate versions and swaps them in, remembering refusals by identity (digest
-/// and signature) so a broken artifact is reported once, not retried in a loop. A load
-/// that missed its deadline is not refused until it has done so [`LOAD_ATTEMPTS`] times.
-pub struct Loader {
-    runtime: Arc<Runtime>,
-    slot: Arc<ActiveModel>,
-    key: Option<PluginKey>,
-    refused: Mutex<HashMap<String, String>>,
-    /// Failed loads so far, by identity, of artifacts whose failure may pass (see
-    /// [`LoadFailure::may_pass_later`]); refused once [`LOAD_ATTEMPTS`] is reached.
-    attempts: Mutex<HashMap<String, u32>>,
-    swaps: SwapCompile,
-    /// Started with the first swap that compiles with Winch; `None` if it cannot start.
-    tier_up: OnceLock<Option<TierUp>>,
-}
-
-impl Loader {
-    pub fn new(
-        runtime: Arc<Runtime>,
-        slot: Arc<ActiveModel>,
-        key: Option<PluginKey>,
-        swaps: SwapCompile,
-    ) -> Self {
-        Self {
-            runtime,
-            slot,
-            key,
-            refused: Mutex::new(HashMap::new()),
-            attempts: Mutex::new(HashMap::new()),
-            swaps,
-            tier_up: OnceLock::new(),
-        }
-    }
-
-    pub fn slot(&self) -> &Arc<ActiveModel> {
-        &self.slot
-    }
-
-    /// Whether the artifact with this [identity](Artifact::identity) was already refused.
-    pub fn is_refused(&self, identity: &str) -> bool {
-        self.refusal(identity).is_some()
-    }
-
-    /// Why the artifact with this [identity](Artifact::identity) was refused, if it was.
-    pub fn refusal(&self, identity: &str) -> Option<String> {
-        self.refused.lock().expect("refusals lock").get(identity).cloned()
-    }
-
-    /// Loads `artifact` and, if it proves sound, makes it the serving version.
-    /// On failure the serving version stays and the reason is recorded. The first
-    /// version compiles with Cranelift; a swap with Winch, and then with Cranelift on
-    /// idle CPU (see `tier_up`), unless `SWAP_COMPILER` says Cranelift.
-    pub async fn load_and_swap(&self, artifact: Artifact) -> Result<(), String> {
-        let (version, digest, identity) =
-            (artifact.version.clone(), artifact.digest.clone(), artifact.identity());
-        let compiler = if self.slot.current().is_some() { self.swaps.compiler } else { Compiler::Cranelift };
-        let recompile =
-            (compiler == Compiler::Winch).then(|| (artifact.bytes.clone(), artifact.sha256.clone()));
-        let (runtime, key) = (Arc::clone(&self.runtime), self.key.clone());
-        let outcome = priority::run_in_background("model-load", move || {
-            load_verified(&runtime, key.as_ref(), artifact, compiler)
-        })
-        .await;
-        let (kind, reason, may_pass_later) = match outcome {
-            Ok(Ok(model)) => {
-                let model = self.slot.swap(model);
-                // Winch may have declined, and Cranelift compiled it already.
-                if let Some((bytes, sha256)) = recompile
-                    && model.plugin.compiler() == Compiler::Winch
-                    && let Some(tier_up) = self.tier_up()
-                {
-                    tier_up.request(model, bytes, sha256, Instant::now() + self.swaps.recompile_after);
-                }
-                self.attempts.lock().expect("attempts lock").remove(&identity);
-                return Ok(());
-            }
-            Ok(Err(failure)) => (failure.kind(), failure.to_string(), failure.may_pass_later()),
-            // The host's own failure (a panic, no thread to run on): it may not recur.
-            Err(e) => ("panic", format!("loading failed: {e}"), true),
-        };
-        // The count of failures that may pass, this one included; forgotten at the last.
-        let attempt = may_pass_later.then(|| {
-            let mut attempts = self.attempts.lock().expect("attempts lock");
-            let count = attempts.entry(identity.clone()).or_insert(0);
-            *count += 1;
-            let attempt = *count;
-            if attempt >= LOAD_ATTEMPTS {
-                attempts.remove(&identity);
-            }
-            attempt
-        });
-        let tried_again = attempt.is_some_and(|n| n < LOAD_ATTEMPTS);
-        let reason = match attempt {
-            Some(n) if tried_again => {
-                format!("{reason} (attempt {n} of {LOAD_ATTEMPTS}; tried again at the next check)")
-            }
-            Some(n) => format!("{reason} (attempt {n} of {LOAD_ATTEMPTS}; refused)"),
-            None => reason,
-        };
-        if !tried_again {
-            self.refused.lock().expect("refusals lock").insert(identity, reason.clone());
-        }
-        self.slot.record_failure(LoadFailureRecord {
-            version,
-            kind,
-            digest,
-            reason: reason.clone(),
-            at: SystemTime::now(),
-        });
-        Err(reason)
-    }
-
-    fn tier_up(&self) -> Option<&TierUp> {
-        self.tier_up
-            .get_or_init(|| {
-                TierUp::start(Arc::clone(&self.runtime), Arc::clone(&self.slot))
-                    .inspect_err(|e| tracing::warn!(error = %e, "cannot start recompiling with Cranelift"))
-                    .ok()
-            })
-            .as_ref()
-    }
 }
 
 #[cfg(test)]

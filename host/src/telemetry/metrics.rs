@@ -8,10 +8,10 @@
 //! | `http_requests_total`, `http_request_duration_seconds` | `method` (`OTHER` beyond the standard ones), `route`, `status` |
 //! | `http_requests_in_flight` | |
 //! | `plugin_call_duration_seconds` | `model_version` |
-//! | `plugin_call_failures_total` | `model_version`, `kind` (timeout, memory_limit, trap, instantiate, invalid_output, internal) |
+//! | `plugin_call_failures_total` | `model_version`, `kind`: a `model::PluginFailureKind` |
 //! | `requests_shed_total` | |
 //! | `model_swaps_total` | |
-//! | `model_load_failures_total` | `kind` (signature, component, imports, world, info, self_test, fetch) |
+//! | `model_load_failures_total` | `kind`: a `slot::LoadFailureKind` |
 //! | `model_serving` | `model_version`, `digest`: 1 for the serving version, 0 for those it replaced |
 
 use axum::http::Method;
@@ -167,6 +167,16 @@ pub fn swap(incoming: (&str, &str), outgoing: Option<(&str, &str)>) {
     gauge!("model_serving", "model_version" => version.to_string(), "digest" => digest.to_string()).set(1.0);
 }
 
+/// A refused version, by its kind (`LoadFailureKind::as_str` of the slot).
 pub fn load_failure(kind: &'static str) {
     counter!("model_load_failures_total", "kind" => kind).increment(1);
+}
+
+/// Declares every kind of refusal at zero, so that a dashboard's rate of each exists
+/// before the first one happens.
+pub fn declare_load_failure_kinds(kinds: impl IntoIterator<Item = &'static str>) {
+    prometheus();
+    for kind in kinds {
+        counter!("model_load_failures_total", "kind" => kind).increment(0);
+    }
 }
