@@ -1,5 +1,5 @@
 //! The path for those who write a plugin: `predict-host new-plugin`, then the build
-//! command the README gives, then a host serving the result.
+//! command docs/plugins.md gives, then a host serving the result.
 
 use crate::examples::root;
 use crate::process::{HostProcess, cli_ok, env_of};
@@ -18,7 +18,7 @@ async fn a_new_plugin_builds_as_the_readme_says_and_serves() {
     let pin = format!("wit-bindgen = {{ version = \"={}\"", predict_host::commands::WIT_BINDGEN_VERSION);
     assert!(workspace.contains(&pin), "the workspace pins another wit-bindgen than new-plugin writes");
 
-    // The README's build command, in the crate, as a user runs it.
+    // The build command of docs/plugins.md, in the crate, as a user runs it.
     let dir = crate_dir.clone();
     let status = tokio::task::spawn_blocking(move || {
         Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -40,7 +40,7 @@ async fn a_new_plugin_builds_as_the_readme_says_and_serves() {
     let plugins = tempfile::tempdir().unwrap();
     let wasm = crate_dir.join("target/wasm32-wasip2/release/basket_scorecard.wasm");
     std::fs::copy(&wasm, plugins.path().join("basket-scorecard-1.wasm"))
-        .expect("the plugin where the README says");
+        .expect("the plugin where docs/plugins.md says");
     let host = HostProcess::start(&env_of(&[("PLUGIN_DIR", plugins.path().to_str().unwrap())]));
     host.wait_ready(Duration::from_secs(30)).await;
     assert_eq!(host.get_json("/model/info").await.1["name"], "basket-scorecard");

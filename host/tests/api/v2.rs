@@ -2,6 +2,7 @@
 //! agrees with `/predict` row for row, and a precise 4xx for every kind of bad request.
 
 use crate::helpers::{TestApp, seed_payload, spawn_app, spawn_ready_app};
+use crate::process::run_tool;
 use serde_json::{Value, json};
 
 const MODEL: &str = "price-sensitivity";
@@ -72,7 +73,7 @@ async fn v2_metadata_and_health_describe_the_serving_model() {
     assert_eq!(status, 200);
     assert_eq!(
         server,
-        json!({"name": "predict-host", "version": env!("CARGO_PKG_VERSION"), "extensions": []})
+        json!({"name": "predict-host", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"]})
     );
     assert_eq!(get_json(&app, "/v2/health/live").await, (200, json!({"live": true})));
     assert_eq!(get_json(&app, "/v2/health/ready").await, (200, json!({"ready": true})));
@@ -279,24 +280,9 @@ async fn v2_bad_requests_get_precise_json_errors() {
     assert!(error.contains("0.0.0-nope"), "{error}");
     expect_error(app.get(&format!("/v2/models/{MODEL}/versions/0.0.0-nope/ready")).await, 404).await;
 
-    let binary = app
-        .client
-        .post(app.url(&path))
-        .header("content-type", "application/octet-stream")
-        .header("inference-header-content-length", "120")
-        .body(tensors(&[seed_payload()]).to_string())
-        .send()
-        .await
-        .unwrap();
-    let error = expect_error(binary, 400).await;
-    assert!(error.contains("binary tensor data extension is not supported"), "{error}");
-    let error = refused(seed_with("SPEND", |i| i["parameters"] = json!({"binary_data_size": 4})), 400).await;
-    assert!(error.contains("binary tensor data extension"), "{error}");
-
-    let error =
-        expect_error(app.post_raw(&path, "text/plain", tensors(&[seed_payload()]).to_string()).await, 415)
-            .await;
-    assert!(error.contains("application/json"), "{error}");
+    // A JSON body is read as JSON whatever its Content-Type says, as Triton does.
+    let response = app.post_raw(&path, "text/plain", tensors(&[seed_payload()]).to_string()).await;
+    assert_eq!(response.status(), 200);
 
     // Still serving after all of that.
     let body = infer(&app, &tensors(&[seed_payload()])).await;
@@ -315,5 +301,133 @@ async fn v2_without_a_model_is_live_but_not_ready() {
     expect_error(app.get(&format!("/v2/models/{MODEL}/ready")).await, 503).await;
     let error = expect_error(app.post_json(&infer_path(None), &tensors(&[seed_payload()])).await, 503).await;
     assert!(error.contains("no model"), "{error}");
+    app.stop().await;
+}
+
+/// The seed basket's request with SPEND (FP64) and BASKET_SIZE (BYTES) moved into binary
+/// data after the JSON header, as `tritonclient.http` sends them by default; `tamper`
+/// may change the header and the binary part before they are joined.
+async fn send_binary(app: &TestApp, tamper: impl FnOnce(&mut Value, &mut Vec<u8>)) -> reqwest::Response {
+    let mut request = tensors(&[seed_payload()]);
+    let mut binary = Vec::new();
+    for input in request["inputs"].as_array_mut().unwrap() {
+        let start = binary.len();
+        match input["name"].as_str().unwrap() {
+            "SPEND" => {
+                input["datatype"] = json!("FP64");
+                binary.extend_from_slice(&125.5f64.to_le_bytes());
+            }
+            "BASKET_SIZE" => {
+                binary.extend_from_slice(&1u32.to_le_bytes());
+                binary.extend_from_slice(b"M");
+            }
+            _ => continue,
+        }
+        input.as_object_mut().unwrap().remove("data");
+        input["parameters"] = json!({"binary_data_size": binary.len() - start});
+    }
+    tamper(&mut request, &mut binary);
+    let header = request.to_string();
+    let length = header.len();
+    let mut body = header.into_bytes();
+    body.extend_from_slice(&binary);
+    app.client
+        .post(app.url(&infer_path(None)))
+        .header("inference-header-content-length", length.to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn v2_binary_tensors_in_and_out_and_precise_errors_for_malformed_ones() {
+    let app = spawn_ready_app(&[]).await;
+    let expected = app.predict(&seed_payload()).await.1;
+
+    // Binary in, every output in binary.
+    let response =
+        send_binary(&app, |request, _| request["parameters"] = json!({"binary_data_output": true})).await;
+    assert_eq!(response.status(), 200);
+    let length: usize =
+        response.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+    let body = response.bytes().await.unwrap();
+    let header: Value = serde_json::from_slice(&body[..length]).unwrap();
+    let sizes: Vec<u64> = header["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["parameters"]["binary_data_size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, [4 + 2, 3 * 8], "{header}");
+    let binary = &body[length..];
+    assert_eq!(binary.len(), 30);
+    assert_eq!(&binary[..4], &2u32.to_le_bytes());
+    assert_eq!(std::str::from_utf8(&binary[4..6]).unwrap(), expected["prediction"]);
+    for (k, label) in LABELS.iter().enumerate() {
+        let x = f64::from_le_bytes(binary[6 + 8 * k..14 + 8 * k].try_into().unwrap());
+        assert_eq!(x, expected["probabilities"][label].as_f64().unwrap(), "{label}");
+    }
+    // Binary in, JSON out.
+    let response = send_binary(&app, |_, _| {}).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("inference-header-content-length").is_none());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(output(&body, "label")["data"], json!([expected["prediction"]]));
+
+    let cases: Vec<(Box<dyn FnOnce(&mut Value, &mut Vec<u8>)>, &str)> = vec![
+        (Box::new(|_, binary| binary.truncate(binary.len() - 1)), "only 7 are left"),
+        (Box::new(|_, binary| binary.push(0)), "1 bytes of binary data after"),
+        (
+            Box::new(|request, _| request["inputs"][6]["datatype"] = json!("FP32")),
+            "1 element(s) of 4 bytes, 4 bytes in all, but its binary data is 8 bytes",
+        ),
+        (
+            Box::new(|_, binary| binary[0..4].copy_from_slice(&9u32.to_le_bytes())),
+            "element 0 declares 9 bytes",
+        ),
+        (Box::new(|_, binary| binary[4] = 0xff), "element 0 is not UTF-8"),
+        (Box::new(|_, binary| binary[5..13].copy_from_slice(&f64::NAN.to_le_bytes())), "not a finite number"),
+        (
+            Box::new(|request, _| request["inputs"][6]["parameters"]["binary_data_size"] = json!(-8)),
+            "must be a count of bytes",
+        ),
+        (Box::new(|request, _| request["inputs"][6]["data"] = json!([1.0])), "both \"data\" and"),
+        (
+            Box::new(|request, _| request["parameters"] = json!({"binary_data_output": "yes"})),
+            "true or false",
+        ),
+    ];
+    for (tamper, message) in cases {
+        let error = expect_error(send_binary(&app, tamper).await, 400).await;
+        assert!(error.contains(message), "expected {message:?} in {error:?}");
+    }
+    // The header's own length, wrong.
+    for (length, message) in [("abc", "a count of bytes"), ("99999", "holds only")] {
+        let response = app
+            .client
+            .post(app.url(&infer_path(None)))
+            .header("inference-header-content-length", length)
+            .body(tensors(&[seed_payload()]).to_string())
+            .send()
+            .await
+            .unwrap();
+        let error = expect_error(response, 400).await;
+        assert!(error.contains(message), "{length}: {error}");
+    }
+    // Still serving after all of that.
+    let response = send_binary(&app, |_, _| {}).await;
+    assert_eq!(response.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tritonclient_http_works_unchanged_with_binary_and_json_tensors() {
+    let app = spawn_ready_app(&[]).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/triton_clients.py");
+    let address = app.address.to_string();
+    let output =
+        tokio::task::spawn_blocking(move || run_tool("python3", &[script, &address, MODEL])).await.unwrap();
+    assert!(output.contains("every answer equals /predict's"), "{output}");
     app.stop().await;
 }

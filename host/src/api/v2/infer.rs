@@ -1,22 +1,24 @@
-//! `POST /v2/models/{name}[/versions/{version}]/infer`: JSON tensors in, a `label` and a
-//! `probabilities` tensor out, scored by the same plugin call as `/predict`.
+//! `POST /v2/models/{name}[/versions/{version}]/infer`: tensors in (JSON, or binary after
+//! a JSON header), a `label` and a `probabilities` tensor out the same way, scored by the
+//! same plugin call as `/predict`. The body is read as JSON whatever its `Content-Type`
+//! says, as Triton does: its clients send none.
 
+use super::binary::{self, HEADER_LENGTH};
 use super::failure::{Failure, bad};
-use super::schema::{Datatype, InferRequest, InferResponse, OutputName, OutputTensor, RequestedOutput};
-use super::tensors::{BINARY_REFUSAL, parse_request, refuse_binary, to_rows};
+use super::schema::{BinaryOutput, Datatype, InferRequest, InferResponse, OutputName, OutputTensor};
+use super::tensors::{parse_request, to_rows};
 use super::{ModelName, ModelPath, ModelVersion, TAG, serving};
-use crate::api::json::{JsonBody, JsonBodyErrors};
+use crate::api::rows::json_kind;
 use crate::api::{ApiError, AppState, ErrorBody, MODEL_VERSION_HEADER};
 use crate::model::{LoadedModel, PredictFailure};
 use crate::runtime::Prediction;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
-
-/// The header of the binary tensor data extension, which this server does not implement.
-const BINARY_HEADER: &str = "inference-header-content-length";
+use bytes::Bytes;
+use serde_json::{Map, Value};
 
 /// What both inference routes answer, but for their own 404 (one names the version).
 #[derive(utoipa::IntoResponses)]
@@ -28,10 +30,17 @@ enum InferResponses {
     Inferred(InferResponse),
     #[response(
         status = 400,
-        description = "Malformed JSON, or tensors that do not fit the model's inputs",
+        description = "Malformed JSON, binary data that does not match its declaration, or tensors \
+            that do not fit the model's inputs",
         content_type = "application/json"
     )]
     BadRequest(ErrorBody),
+    #[response(
+        status = 413,
+        description = "The body exceeds MAX_BODY_BYTES",
+        content_type = "application/json"
+    )]
+    TooLarge(ErrorBody),
     #[response(status = 500, description = "The model plugin failed", content_type = "application/json")]
     PluginFailed(ErrorBody),
     #[response(status = 503, description = "No model version is loaded, or every plugin call slot is busy",
@@ -64,7 +73,6 @@ enum InferResponses {
         })),
     responses(
         InferResponses,
-        JsonBodyErrors,
         (status = 404, description = "No model of that name", body = ErrorBody, content_type = "application/json"),
     )
 )]
@@ -72,7 +80,7 @@ pub(super) async fn model_infer(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: ModelPath,
-    body: Result<JsonBody<Value>, ApiError>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
     infer(state, &headers, &path, body).await
 }
@@ -86,7 +94,6 @@ pub(super) async fn model_infer(
         description = "JSON tensors, one per model input field"),
     responses(
         InferResponses,
-        JsonBodyErrors,
         (status = 404, description = "No model of that name, or that version is not serving", body = ErrorBody,
             content_type = "application/json"),
     )
@@ -98,18 +105,18 @@ async fn infer(
     state: AppState,
     headers: &HeaderMap,
     path: &ModelPath,
-    body: Result<JsonBody<Value>, ApiError>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    // Checked before the body: a binary request is not JSON, and would otherwise be
-    // refused for its content type or syntax rather than for what it is.
-    if headers.contains_key(BINARY_HEADER) {
-        return bad(BINARY_REFUSAL);
-    }
-    let JsonBody(body) = body?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Failure::Api(ApiError::PayloadTooLarge(state.max_body_bytes)),
+        _ => Failure::BadRequest(format!("the body could not be read: {}", rejection.body_text())),
+    })?;
+    let (header, binary) = binary::split(headers, body)?;
+    let header: Value = serde_json::from_slice(&header)
+        .map_err(|e| Failure::BadRequest(format!("malformed JSON: the inference header is not JSON: {e}")))?;
     let model = serving(&state, path)?;
-    let request = parse_request(body)?;
-    refuse_binary(&request)?;
-    let outputs = requested_outputs(request.outputs.as_deref())?;
+    let request = parse_request(header, binary)?;
+    let outputs = requested_outputs(&request)?;
     let (rows, batch) = to_rows(&request.inputs, &model.info.inputs, state.max_batch_rows)?;
 
     let predictions = state.score(&model, rows).await?.map_err(|failure| match failure {
@@ -120,63 +127,105 @@ async fn infer(
         failure => Failure::Api(ApiError::Plugin { failure, version: model.version.clone() }),
     })?;
 
+    let mut binary = Vec::new();
+    let outputs = outputs
+        .iter()
+        .map(|&(output, as_binary)| {
+            let buffer = as_binary.then_some(&mut binary);
+            output_tensor(output, &predictions, &model, batch, buffer)
+        })
+        .collect::<Vec<_>>();
+    let in_binary = outputs.iter().any(|output| output.parameters.is_some());
     let body = InferResponse {
         model_name: model.info.name.clone(),
         model_version: model.version.clone(),
         id: request.id,
-        outputs: outputs.iter().map(|&output| output_tensor(output, &predictions, &model, batch)).collect(),
+        outputs,
     };
-    let mut response = Json(body).into_response();
+    let mut response = if in_binary {
+        let mut bytes = serde_json::to_vec(&body).expect("an answer serializes");
+        let header_length = bytes.len();
+        bytes.extend_from_slice(&binary);
+        let mut response = bytes.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        headers.insert(HEADER_LENGTH, HeaderValue::from(header_length));
+        response
+    } else {
+        Json(body).into_response()
+    };
     if let Ok(version) = HeaderValue::from_str(&model.version) {
         response.headers_mut().insert(MODEL_VERSION_HEADER, version);
     }
     Ok(response)
 }
 
-/// The outputs to answer with, in order: those requested, or all of them.
-fn requested_outputs(requested: Option<&[RequestedOutput]>) -> Result<Vec<OutputName>, Failure> {
-    let requested = match requested {
-        None | Some([]) => return Ok(vec![OutputName::Label, OutputName::Probabilities]),
+/// The outputs to answer with, in order, each with whether it goes in binary: those
+/// requested, or all of them. An output's own `binary_data` wins over the request's
+/// `binary_data_output`.
+fn requested_outputs(request: &InferRequest) -> Result<Vec<(OutputName, bool)>, Failure> {
+    let all_binary = flag(request.parameters.as_ref(), "binary_data_output", "the request")?.unwrap_or(false);
+    let requested = match request.outputs.as_deref() {
+        None | Some([]) => {
+            return Ok(vec![(OutputName::Label, all_binary), (OutputName::Probabilities, all_binary)]);
+        }
         Some(requested) => requested,
     };
-    let mut outputs = Vec::with_capacity(requested.len());
+    let mut outputs: Vec<(OutputName, bool)> = Vec::with_capacity(requested.len());
     for output in requested {
-        if outputs.contains(&output.name) {
-            return bad(format!("output \"{}\" is requested twice", output.name.as_str()));
+        let name = output.name.as_str();
+        if outputs.iter().any(|(seen, _)| *seen == output.name) {
+            return bad(format!("output \"{name}\" is requested twice"));
         }
-        outputs.push(output.name);
+        let owner = format!("output \"{name}\"");
+        let as_binary = flag(output.parameters.as_ref(), "binary_data", &owner)?.unwrap_or(all_binary);
+        outputs.push((output.name, as_binary));
     }
     Ok(outputs)
 }
 
+/// A boolean parameter, if given.
+fn flag(parameters: Option<&Map<String, Value>>, key: &str, owner: &str) -> Result<Option<bool>, Failure> {
+    match parameters.and_then(|p| p.get(key)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(flag)) => Ok(Some(*flag)),
+        Some(other) => bad(format!("{owner}: \"{key}\" must be true or false, got {}", json_kind(other))),
+    }
+}
+
+/// One output tensor: its elements in `data`, or appended to `binary` when given.
 fn output_tensor(
     name: OutputName,
     predictions: &[Prediction],
     model: &LoadedModel,
     batch: usize,
+    binary: Option<&mut Vec<u8>>,
 ) -> OutputTensor {
     let rows = i64::try_from(batch).unwrap_or(i64::MAX);
-    match name {
-        OutputName::Label => OutputTensor {
-            name,
-            datatype: Datatype::Bytes,
-            shape: vec![rows],
-            data: predictions.iter().map(|p| Value::String(p.label.clone())).collect(),
-        },
+    let labels = &model.info.labels;
+    let (datatype, shape) = match name {
+        OutputName::Label => (Datatype::Bytes, vec![rows]),
         OutputName::Probabilities => {
-            let labels = &model.info.labels;
-            // `LoadedModel::predict` has checked that every label is scored exactly once.
-            let data = predictions
-                .iter()
-                .flat_map(|p| {
-                    labels.iter().map(|label| {
-                        let score = p.scores.iter().find(|s| &s.label == label);
-                        Value::from(score.map_or(0.0, |s| s.probability))
-                    })
-                })
-                .collect();
-            let columns = i64::try_from(labels.len()).unwrap_or(i64::MAX);
-            OutputTensor { name, datatype: Datatype::Fp64, shape: vec![rows, columns], data }
+            (Datatype::Fp64, vec![rows, i64::try_from(labels.len()).unwrap_or(i64::MAX)])
         }
-    }
+    };
+    let chosen = || predictions.iter().map(|p| p.label.as_str());
+    // `LoadedModel::predict` has checked that every label is scored exactly once.
+    let probabilities = || {
+        predictions.iter().flat_map(|p| {
+            labels
+                .iter()
+                .map(|label| p.scores.iter().find(|s| &s.label == label).map_or(0.0, |s| s.probability))
+        })
+    };
+    let (parameters, data) = match (binary, name) {
+        (Some(buffer), OutputName::Label) => (Some(binary::encode_texts(chosen(), buffer)), None),
+        (Some(buffer), OutputName::Probabilities) => {
+            (Some(binary::encode_fp64(probabilities(), buffer)), None)
+        }
+        (None, OutputName::Label) => (None, Some(chosen().map(|l| Value::String(l.to_string())).collect())),
+        (None, OutputName::Probabilities) => (None, Some(probabilities().map(Value::from).collect())),
+    };
+    let parameters = parameters.map(|binary_data_size| BinaryOutput { binary_data_size });
+    OutputTensor { name, datatype, shape, parameters, data }
 }

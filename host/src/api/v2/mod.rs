@@ -1,10 +1,12 @@
 //! The Open Inference Protocol (KServe V2 REST, as Triton and KServe serve it) over the
-//! serving model: server and model metadata, health, and inference on JSON tensors.
+//! serving model: server and model metadata, health, and inference on JSON tensors or
+//! with the binary tensor data extension.
 //!
 //! Each model input field is one tensor of shape `[batch]` or `[batch, 1]`; the answer is
 //! a `label` tensor (BYTES) and a `probabilities` tensor (FP64, one column per label).
 //! Bad requests are 400, as V2 clients expect, rather than the 422 of `/predict`.
 
+mod binary;
 mod failure;
 mod infer;
 mod schema;
@@ -60,7 +62,7 @@ pub fn routes() -> Router<AppState> {
     ),
     // Responses described by a type (`InferResponses`) do not register their bodies.
     components(schemas(InferResponse, ModelMetadata, ModelReady, ErrorBody)),
-    tags((name = TAG, description = "KServe V2 REST inference, as Triton and KServe serve it: JSON tensors only."))
+    tags((name = TAG, description = "KServe V2 REST inference, as Triton and KServe serve it: JSON tensors, and binary ones after a JSON header (Inference-Header-Content-Length)."))
 )]
 pub struct V2Docs;
 
@@ -101,7 +103,7 @@ async fn server_metadata() -> Json<ServerMetadata> {
     Json(ServerMetadata {
         name: env!("CARGO_PKG_NAME").into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        extensions: Vec::new(),
+        extensions: vec!["binary_tensor_data".into()],
     })
 }
 

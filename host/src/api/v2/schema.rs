@@ -59,7 +59,8 @@ pub struct InferRequest {
     /// Echoed in the response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// `binary_data_output: true` is refused; anything else is ignored.
+    /// `binary_data_output: true` answers every output in binary after the JSON header,
+    /// unless an output says otherwise. Anything else is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
@@ -78,18 +79,27 @@ pub struct InferInputTensor {
     pub shape: Vec<i64>,
     /// BYTES for a text field; any other for a number field.
     pub datatype: Datatype,
-    /// `binary_data` and `binary_data_size` are refused; anything else is ignored.
+    /// `binary_data_size`: the input's elements follow the JSON header in binary (with
+    /// `Inference-Header-Content-Length`) instead of in `data`. Anything else is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
-    /// The elements in row-major order, flat or nested.
+    /// The elements in row-major order, flat or nested; absent with `binary_data_size`.
+    #[serde(default)]
     pub data: Vec<Value>,
+    /// `binary_data_size`, read from `parameters`.
+    #[serde(skip)]
+    pub binary_size: Option<usize>,
+    /// The input's binary elements, when it declares them.
+    #[serde(skip)]
+    pub binary: Option<bytes::Bytes>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RequestedOutput {
     pub name: OutputName,
-    /// `binary_data: true` is refused; anything else is ignored.
+    /// `binary_data: true` answers this output in binary after the JSON header (false:
+    /// in `data`, whatever the request's `binary_data_output`). Anything else is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
@@ -110,8 +120,19 @@ pub struct OutputTensor {
     pub name: OutputName,
     pub datatype: Datatype,
     pub shape: Vec<i64>,
-    /// Row-major elements: strings for BYTES, numbers for FP64.
-    pub data: Vec<Value>,
+    /// `binary_data_size`, when the output's elements follow the JSON header in binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<BinaryOutput>,
+    /// Row-major elements: strings for BYTES, numbers for FP64; absent when binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Vec<Value>>,
+}
+
+/// Where a binary output's elements are: the next `binary_data_size` bytes after the
+/// JSON header and the outputs before it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BinaryOutput {
+    pub binary_data_size: usize,
 }
 
 /// The tensor datatypes this server reads. BOOL, FP16 and BF16 are not among them.
@@ -198,6 +219,37 @@ impl Datatype {
             Self::Uint16 => unsigned(u16::MAX.into()),
             Self::Uint32 => unsigned(u32::MAX.into()),
             Self::Uint64 => unsigned(u64::MAX),
+        }
+    }
+
+    /// Bytes per element in binary (BYTES elements have a length prefix instead: 0).
+    pub(super) fn width(self) -> usize {
+        match self {
+            Self::Bytes => 0,
+            Self::Int8 | Self::Uint8 => 1,
+            Self::Int16 | Self::Uint16 => 2,
+            Self::Fp32 | Self::Int32 | Self::Uint32 => 4,
+            Self::Fp64 | Self::Int64 | Self::Uint64 => 8,
+        }
+    }
+
+    /// A little-endian numeric element of [`Self::width`] bytes, as the plugin sees it.
+    pub(super) fn read_le(self, element: &[u8]) -> f64 {
+        fn bytes<const N: usize>(element: &[u8]) -> [u8; N] {
+            element.try_into().expect("an element of the datatype's width")
+        }
+        match self {
+            Self::Bytes => f64::NAN,
+            Self::Fp32 => f32::from_le_bytes(bytes(element)).into(),
+            Self::Fp64 => f64::from_le_bytes(bytes(element)),
+            Self::Int8 => i8::from_le_bytes(bytes(element)).into(),
+            Self::Int16 => i16::from_le_bytes(bytes(element)).into(),
+            Self::Int32 => i32::from_le_bytes(bytes(element)).into(),
+            Self::Int64 => i64::from_le_bytes(bytes(element)) as f64,
+            Self::Uint8 => u8::from_le_bytes(bytes(element)).into(),
+            Self::Uint16 => u16::from_le_bytes(bytes(element)).into(),
+            Self::Uint32 => u32::from_le_bytes(bytes(element)).into(),
+            Self::Uint64 => u64::from_le_bytes(bytes(element)) as f64,
         }
     }
 

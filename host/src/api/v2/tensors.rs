@@ -1,35 +1,18 @@
 //! Reading an inference request: the body into typed tensors (every misfit a 400 that
 //! names the part), and the tensors into plugin rows checked against the model's inputs.
 
+use super::binary;
 use super::failure::{Failure, bad};
 use super::schema::{Datatype, InferInputTensor, InferRequest, OutputName, RequestedOutput};
-
-pub(super) const BINARY_REFUSAL: &str =
-    "the binary tensor data extension is not supported; send JSON tensors";
 use crate::api::rows::json_kind;
 use crate::runtime::{Field, FieldSpec, FieldType, Value as WitValue};
+use bytes::Bytes;
 use serde_json::{Map, Number, Value};
 
-/// Refuses any sign of the binary tensor data extension in the body.
-pub(super) fn refuse_binary(request: &InferRequest) -> Result<(), Failure> {
-    let binary = |parameters: &Option<Map<String, Value>>| {
-        let get = |key| parameters.as_ref().and_then(|p| p.get(key));
-        get("binary_data") == Some(&Value::Bool(true))
-            || get("binary_data_size").is_some_and(|v| !v.is_null())
-    };
-    let binary_output = request.parameters.as_ref().and_then(|p| p.get("binary_data_output"));
-    if binary_output == Some(&Value::Bool(true))
-        || request.inputs.iter().any(|input| binary(&input.parameters))
-        || request.outputs.iter().flatten().any(|output| binary(&output.parameters))
-    {
-        return bad(BINARY_REFUSAL);
-    }
-    Ok(())
-}
-
-/// Reads the body into an [`InferRequest`], naming the part that does not fit. Unknown
-/// keys are ignored; `null` is the same as an absent optional key.
-pub(super) fn parse_request(body: Value) -> Result<InferRequest, Failure> {
+/// Reads the JSON header into an [`InferRequest`], naming the part that does not fit,
+/// and gives its binary inputs their share of `binary`. Unknown keys are ignored; `null`
+/// is the same as an absent optional key.
+pub(super) fn parse_request(body: Value, binary: Bytes) -> Result<InferRequest, Failure> {
     let Value::Object(mut object) = body else {
         return bad(format!("the request body must be a JSON object, got {}", json_kind(&body)));
     };
@@ -39,7 +22,7 @@ pub(super) fn parse_request(body: Value) -> Result<InferRequest, Failure> {
         Some(other) => return bad(format!("\"id\" must be a string, got {}", json_kind(&other))),
     };
     let parameters = parse_parameters(object.remove("parameters"), "the request")?;
-    let inputs = match object.remove("inputs") {
+    let mut inputs: Vec<InferInputTensor> = match object.remove("inputs") {
         Some(Value::Array(inputs)) => inputs
             .into_iter()
             .enumerate()
@@ -48,6 +31,7 @@ pub(super) fn parse_request(body: Value) -> Result<InferRequest, Failure> {
         None | Some(Value::Null) => return bad("missing \"inputs\": send one tensor per model input field"),
         Some(other) => return bad(format!("\"inputs\" must be an array, got {}", json_kind(&other))),
     };
+    binary::attach(&mut inputs, binary)?;
     let outputs = match object.remove("outputs") {
         None | Some(Value::Null) => None,
         Some(Value::Array(outputs)) => Some(
@@ -103,12 +87,25 @@ pub(super) fn parse_input(index: usize, input: Value) -> Result<InferInputTensor
         }
     };
     let parameters = parse_parameters(input.remove("parameters"), &what)?;
-    let data = match input.remove("data") {
-        Some(Value::Array(data)) => data,
-        None => return bad(format!("{what} has no \"data\"")),
-        Some(other) => return bad(format!("{what}: \"data\" must be an array, got {}", json_kind(&other))),
+    let binary_size = match parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+        Some(other) => {
+            return bad(format!("{what}: \"binary_data_size\" must be a count of bytes, got {other}"));
+        }
     };
-    Ok(InferInputTensor { name, shape, datatype, parameters, data })
+    let data = match (input.remove("data"), binary_size) {
+        (Some(Value::Array(data)), None) => data,
+        (None | Some(Value::Null), Some(_)) => Vec::new(),
+        (Some(_), Some(_)) => {
+            return bad(format!("{what} has both \"data\" and a binary_data_size: send its elements once"));
+        }
+        (None | Some(Value::Null), None) => return bad(format!("{what} has no \"data\"")),
+        (Some(other), None) => {
+            return bad(format!("{what}: \"data\" must be an array, got {}", json_kind(&other)));
+        }
+    };
+    Ok(InferInputTensor { name, shape, datatype, parameters, data, binary_size, binary: None })
 }
 
 pub(super) fn parse_output(index: usize, output: Value) -> Result<RequestedOutput, Failure> {
@@ -262,6 +259,9 @@ pub(super) fn column(
         _ => {}
     }
 
+    if let Some(binary) = &tensor.binary {
+        return binary::decode(name, datatype, binary, rows);
+    }
     let mut elements = Vec::with_capacity(rows);
     flatten(&tensor.data, &mut elements);
     if elements.len() != rows {
