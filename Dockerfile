@@ -52,9 +52,12 @@ COPY --from=builder /out/predict-host /usr/local/bin/predict-host
 COPY --from=builder --chown=65532:65532 /out/cache /var/cache/predict-host
 ENV CACHE_DIR=/var/cache/predict-host \
     LOG_FORMAT=json \
-    PORT=8000
+    PORT=8000 \
+    GRPC_PORT=8001
 USER 65532:65532
-EXPOSE 8000
+# HTTP (the API, the Open Inference Protocol over REST, metrics); the Open Inference
+# Protocol over gRPC.
+EXPOSE 8000 8001
 # No HEALTHCHECK: there is no shell or curl in the image, and Kubernetes probes /health
 # (liveness) and /ready (readiness) over HTTP.
 ENTRYPOINT ["/usr/local/bin/predict-host"]

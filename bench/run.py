@@ -16,7 +16,9 @@ own /metrics, at one connection and at 16), the cost of hot swaps (p99 while ver
 swap in vs. steady state, and in the run after, while the last version is compiled again
 with Cranelift), and the ONNX path: the example's scikit-learn pipeline packaged
 (`predict-host package`) against the hand-written plugin, plugin time per call at each
-batch size, package time, component size and load time.
+batch size, package time, component size and load time. And the Open Inference
+Protocol: V2 REST with JSON tensors (wrk) beside gRPC `ModelInfer` with raw tensors, as
+`tritonclient.grpc` sends it (h2load, the same request each time), on one host.
 
     bench/run.py            full run (about 4 minutes once built): writes target/bench/results.{json,md}
     bench/run.py --smoke    seconds per step, one concurrency level: keeps this from rotting
@@ -29,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -214,14 +217,14 @@ def main():
     host_env = {"LOG_FORMAT": "json", "RUST_LOG": "info"}
     results = {"machine": machine(), "mode": "smoke" if options.smoke else "full", "profile": profile,
                "seconds": seconds,
-               "servers": {}, "batch": {}, "swap": {}, "packaged": {}}
+               "servers": {}, "batch": {}, "swap": {}, "packaged": {}, "protocol": {}}
 
     specs = [
         ("ceiling", [os.path.join(built, "bench-ceiling")], None, ROOT),
         ("incumbent", [sys.executable, "serve.py", "app:app", "--host", "127.0.0.1", "--workers",
                        str(cores), "--log-level", "warning"], {"TRAIN_CSV": train_csv},
          os.path.join(ROOT, "bench", "incumbent")),
-        ("predict-host", [host_binary, "serve", "--bind", "127.0.0.1"], host_env, ROOT),
+        ("predict-host", [host_binary, "serve", "--bind", "127.0.0.1", "--grpc-port", "0"], host_env, ROOT),
     ]
     for name, args, env, cwd in specs:
         port = free_port()
@@ -243,7 +246,87 @@ def main():
         packaged_vs_hand_written(results, built, host_binary, host_env, batches, seconds, warmup,
                                  os.path.dirname(train_csv), scratch)
 
+    grpc_vs_rest(results, host_binary, host_env, [16] if options.smoke else [1, 16], seconds, warmup)
+
     write_reports(results, options.out, concurrency)
+
+
+def v2_tensors(row):
+    """The V2 REST request for one row: one JSON tensor per field."""
+    inputs = [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP64", "data": [v]}
+              for k, v in row.items()]
+    return {"inputs": inputs}
+
+
+def grpc_frame(row):
+    """A gRPC ModelInfer call for one row as tritonclient.grpc sends it (raw tensors), framed
+    for the wire: a flag byte, a big-endian length, the message."""
+    from tritonclient.grpc import service_pb2
+    request = service_pb2.ModelInferRequest(model_name="price-sensitivity")
+    for name, value in row.items():
+        text = isinstance(value, str)
+        request.inputs.add(name=name, datatype="BYTES" if text else "FP64", shape=[1])
+        raw = struct.pack("<I", len(value)) + value.encode() if text else struct.pack("<d", value)
+        request.raw_input_contents.append(raw)
+    message = request.SerializeToString()
+    return b"\0" + struct.pack(">I", len(message)) + message
+
+
+def grpc_ok(port):
+    """ModelInfer calls answered OK so far, from /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    prefix = 'grpc_requests_total{rpc="ModelInfer",code="OK"} '
+    return next((float(l[len(prefix):]) for l in text.splitlines() if l.startswith(prefix)), 0.0)
+
+
+GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"]
+
+
+def h2load(url, body, connections, seconds, headers=GRPC_HEADERS):
+    """One h2load run (HTTP/2, one stream per connection): req/s, and percentiles from its
+    per-request log."""
+    with tempfile.TemporaryDirectory(prefix="bench-h2load-") as scratch:
+        path, log = os.path.join(scratch, "body"), os.path.join(scratch, "log.tsv")
+        with open(path, "wb") as f:
+            f.write(body)
+        threads = 1 if connections == 1 else 2
+        headers = [arg for header in headers for arg in ("-H", header)]
+        subprocess.run(["h2load", "-c", str(connections), "-t", str(threads), "-m", "1", "-D", str(seconds),
+                        *headers, "-d", path, "--log-file", log, url], capture_output=True, text=True, check=True)
+        rows = [line.split("\t") for line in open(log) if line.strip()]
+    latencies = sorted(int(r[2]) for r in rows if r[1] == "200")
+    quantile = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+    return {"requests": len(rows), "http_errors": len(rows) - len(latencies), "rps": len(latencies) / seconds,
+            "p50_us": quantile(0.5), "p99_us": quantile(0.99), "p999_us": quantile(0.999)}
+
+
+def grpc_vs_rest(results, host_binary, host_env, concurrency, seconds, warmup):
+    """V2 REST with JSON tensors (wrk over HTTP/1.1, and h2load over HTTP/2, the transport
+    gRPC rides on) against gRPC ModelInfer, one host, the same row."""
+    port, grpc_port = free_port(), free_port()
+    args = [host_binary, "serve", "--bind", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port)]
+    rest_url = f"http://127.0.0.1:{port}/v2/models/price-sensitivity/infer"
+    grpc_url = f"http://127.0.0.1:{grpc_port}/inference.GRPCInferenceService/ModelInfer"
+    frame = grpc_frame(SEED)
+    with Server("predict-host-v2", args, port, host_env) as server:
+        wrk(rest_url, v2_tensors(SEED), 16, warmup)
+        h2load(grpc_url, frame, 16, warmup)
+        for c in concurrency:
+            rest = wrk(rest_url, v2_tensors(SEED), c, seconds)
+            json_body = json.dumps(v2_tensors(SEED)).encode()
+            rest_h2 = h2load(rest_url, json_body, c, seconds, ["content-type: application/json"])
+            rest_h2["errors"] = 0
+            ok_before = grpc_ok(server.port)
+            grpc = h2load(grpc_url, frame, c, seconds)
+            # h2load sees HTTP statuses; a gRPC error still answers 200: count those too (its
+            # log leaves out the calls still running when the time is up, the count not).
+            grpc["errors"] = max(0.0, grpc["requests"] - (grpc_ok(server.port) - ok_before))
+            results["protocol"][c] = {"rest": rest, "rest_h2": rest_h2, "grpc": grpc,
+                                      "grpc_over_rest": grpc["rps"] / rest["rps"]}
+            print(f"{'v2 rest':>12} c={c:<3} {rest['rps']:>10.0f} req/s  p99 {fmt_us(rest['p99_us'])}", flush=True)
+            print(f"{'v2 rest h2':>12} c={c:<3} {rest_h2['rps']:>10.0f} req/s  p99 {fmt_us(rest_h2['p99_us'])}",
+                  flush=True)
+            print(f"{'v2 grpc':>12} c={c:<3} {grpc['rps']:>10.0f} req/s  p99 {fmt_us(grpc['p99_us'])}", flush=True)
 
 
 def bundled_wasm(built):
@@ -265,7 +348,7 @@ def batch_and_swap(results, built, host_binary, host_env, batches, seconds, warm
     wasm = bundled_wasm(built)
     shutil.copy(wasm, os.path.join(plugins, "price-sensitivity-1.wasm"))
     port = free_port()
-    with Server("predict-host-dir", [host_binary, "serve", "--bind", "127.0.0.1", "--port", str(port),
+    with Server("predict-host-dir", [host_binary, "serve", "--bind", "127.0.0.1", "--grpc-port", "0", "--port", str(port),
                                      "--plugin-dir", plugins], port, host_env) as host:
         for size in batches:
             body = [SEED] * size
@@ -330,7 +413,7 @@ def packaged_vs_hand_written(results, built, host_binary, host_env, batches, sec
         os.makedirs(directory)
         shutil.copy(wasm, os.path.join(directory, "price-sensitivity-1.wasm"))
         port = free_port()
-        with Server(f"predict-host-{name}", [host_binary, "serve", "--bind", "127.0.0.1", "--port", str(port),
+        with Server(f"predict-host-{name}", [host_binary, "serve", "--bind", "127.0.0.1", "--grpc-port", "0", "--port", str(port),
                                              "--plugin-dir", directory], port, host_env) as host:
             info = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/model/info").read())
             per_call = {}
@@ -412,6 +495,17 @@ def write_reports(results, out, concurrency):
         lines.append(f"| {name} | {m['bytes'] / 1024:.0f} KiB | {m['load_ms']:.0f} ms | "
                      + " | ".join(f"{us:.1f} µs" for us in m["plugin_us_per_call"].values()) + " |")
     lines.append("| packaged / hand-written | | | " + " | ".join(f"{r:.2f}×" for r in p["ratio"].values()) + " |")
+    lines += ["", "The Open Inference Protocol on one host, the seed basket: V2 REST with JSON tensors "
+                  "(wrk over HTTP/1.1, and h2load over HTTP/2) and gRPC ModelInfer with raw tensors as "
+                  "tritonclient.grpc sends them (h2load, one stream per connection).", "",
+              "| connections | transport | req/s | p50 | p99 | p99.9 | errors |", "|---|---|---|---|---|---|---|"]
+    for c, r in results["protocol"].items():
+        for name, label in (("rest", "REST JSON, HTTP/1.1"), ("rest_h2", "REST JSON, HTTP/2"), ("grpc", "gRPC")):
+            m = r[name]
+            errors = m["errors"] + m.get("non_2xx", 0) + m.get("http_errors", 0)
+            lines.append(f"| {c} | {label} | {m['rps']:.0f} | "
+                         f"{fmt_us(m['p50_us'])} | {fmt_us(m['p99_us'])} | {fmt_us(m['p999_us'])} | {errors:.0f} |")
+        lines.append(f"| {c} | gRPC / REST over HTTP/1.1 | {r['grpc_over_rest']:.2f}× | | | | |")
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -423,6 +517,9 @@ def write_reports(results, out, concurrency):
     failed += [f"predict-host ({step})" for step, r in [("during swaps", s["during_swaps"]),
                                                          ("after swaps", s["after_swaps"])]
                if r["errors"] + r["non_2xx"]]
+    failed += [f"v2 {name} at {c} connections" for c, r in results["protocol"].items()
+               for name in ("rest", "rest_h2", "grpc")
+               if r[name]["errors"] + r[name].get("non_2xx", 0) + r[name].get("http_errors", 0)]
     if failed:
         raise SystemExit(f"requests failed against: {', '.join(sorted(set(failed)))}")
 

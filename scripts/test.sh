@@ -10,16 +10,19 @@ rustup target add wasm32-wasip2
 rustup component add rustfmt clippy
 # Tools the tests drive: a moto server (S3 and SageMaker on loopback) for the registry
 # tests; the OpenAPI validator, the schemathesis fuzzer and the Prometheus text parser
-# for the API tests; Triton's own client for the Open Inference Protocol tests; and the
-# ONNX example's training and export stack (scikit-learn, LightGBM, XGBoost, skl2onnx,
-# onnxmltools, onnxruntime), which the packaging tests run and the ONNX engine's operator
-# tests compare against.
+# for the API tests; Triton's own clients (HTTP and gRPC) for the Open Inference Protocol
+# tests and the benchmark; and the ONNX example's training and export stack
+# (scikit-learn, LightGBM, XGBoost, skl2onnx, onnxmltools, onnxruntime), which the
+# packaging tests run and the ONNX engine's operator tests compare against.
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   'moto[server]==5.2.1' 'schemathesis==4.32.5' 'openapi-spec-validator==0.9.0' 'prometheus-client==0.26.0' \
-  'tritonclient[http]==2.73.0' \
+  'tritonclient[http,grpc]==2.73.0' \
   -r examples/sklearn/requirements.txt
-# Headless Chromium renders /docs in the docs test; wrk drives the smoke benchmark.
-missing=$(for tool in chromium wrk; do command -v "$tool" >/dev/null || echo "$tool"; done)
+# Headless Chromium renders /docs in the docs test; wrk and h2load (nghttp2-client) drive
+# the smoke benchmark's HTTP and gRPC load.
+missing=$(for tool in chromium:chromium wrk:wrk h2load:nghttp2-client; do
+  command -v "${tool%%:*}" >/dev/null || echo "${tool#*:}"
+done)
 if [ -n "$missing" ]; then
   sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
   $sudo apt-get update -qq

@@ -173,6 +173,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORT", default_value_t = 8000)]
     pub port: u16,
 
+    /// TCP port of the Open Inference Protocol over gRPC (0 picks a free one). 8001 is
+    /// Triton's, beside HTTP on 8000, so its clients' habits carry over.
+    #[arg(long, env = "GRPC_PORT", default_value_t = 8001)]
+    pub grpc_port: u16,
+
     /// Address to listen on.
     #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
     pub bind: IpAddr,

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 /// A bound, not yet serving, server.
 pub struct Server {
     listener: TcpListener,
+    grpc_listener: TcpListener,
     args: ServeArgs,
     slot: Arc<ServingSlot>,
     loader: Arc<Loader>,
@@ -57,17 +58,26 @@ impl Server {
         let loader = Arc::new(Loader::new(runtime, Arc::clone(&slot), key, swaps));
         let address = SocketAddr::new(args.bind, args.port);
         let listener = TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
-        Ok(Self { listener, args, slot, loader })
+        let grpc_address = SocketAddr::new(args.bind, args.grpc_port);
+        let grpc_listener = TcpListener::bind(grpc_address)
+            .await
+            .with_context(|| format!("binding {grpc_address} (gRPC)"))?;
+        Ok(Self { listener, grpc_listener, args, slot, loader })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
+    /// Where the gRPC services listen.
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.grpc_listener.local_addr()
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, args, slot, loader } = self;
-        tracing::info!(address = %listener.local_addr()?, "listening");
+        let Self { listener, grpc_listener, args, slot, loader } = self;
+        tracing::info!(address = %listener.local_addr()?, grpc = %grpc_listener.local_addr()?, "listening");
         let (control, commands) = control::channel();
         let source = tokio::spawn(follow_source(args.clone(), Arc::clone(&loader), commands));
 
@@ -81,22 +91,30 @@ impl Server {
         if let Some(token) = &args.admin_token {
             state = state.with_admin(token, control);
         }
+        let grpc = api::grpc_app(state.clone());
         let app = api::app(state);
         let anchor = tokio::spawn(api::anchor_timers());
 
         let delay = Duration::from_secs(args.shutdown_delay_secs);
         let drain = Duration::from_secs(args.drain_timeout_secs);
         let (closing_tx, closing_rx) = tokio::sync::oneshot::channel::<()>();
+        // Both listeners close together, once the delay has passed.
+        let (closed_tx, closed_rx) = tokio::sync::watch::channel(false);
         let draining_slot = Arc::clone(&slot);
-        let stop_accepting = async move {
+        tokio::spawn(async move {
             shutdown.await;
             draining_slot.start_draining();
             tracing::info!(delay_secs = delay.as_secs(), "shutting down: not ready");
             tokio::time::sleep(delay).await;
-            tracing::info!(drain_secs = drain.as_secs(), "closing listener, draining in-flight requests");
+            tracing::info!(drain_secs = drain.as_secs(), "closing listeners, draining in-flight requests");
+            let _ = closed_tx.send(true);
             let _ = closing_tx.send(());
+        });
+        let closed = |mut closed: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = closed.wait_for(|closed| *closed).await;
         };
-        let serve = axum::serve(listener, app).with_graceful_shutdown(stop_accepting);
+        let serve_http = axum::serve(listener, app).with_graceful_shutdown(closed(closed_rx.clone()));
+        let serve_grpc = axum::serve(grpc_listener, grpc).with_graceful_shutdown(closed(closed_rx));
         let deadline = async move {
             if closing_rx.await.is_ok() {
                 tokio::time::sleep(drain).await;
@@ -105,7 +123,10 @@ impl Server {
             }
         };
         tokio::select! {
-            result = serve => result.context("serving HTTP")?,
+            (http, grpc) = async { tokio::join!(serve_http, serve_grpc) } => {
+                http.context("serving HTTP")?;
+                grpc.context("serving gRPC")?;
+            }
             () = deadline => tracing::warn!("drain timeout reached; abandoning remaining requests"),
         }
         source.abort();

@@ -10,6 +10,7 @@ mod api {
     mod deploy;
     mod documentation;
     mod faults;
+    mod grpc;
     mod metrics;
     mod new_plugin;
     mod observability;

@@ -63,6 +63,18 @@ impl ApiError {
         Self::InvalidInput { message: message.into(), row: None, field: None }
     }
 
+    /// Logs and counts what the operator should know of, whatever protocol answers it: a
+    /// plugin's failure (not its refusal of a row) and a request shed.
+    pub fn report(&self) {
+        match self {
+            Self::Plugin { failure, version } if !matches!(failure, PredictFailure::InvalidInput { .. }) => {
+                tracing::error!(model_version = %version, error = %failure, "prediction failed");
+            }
+            Self::Overloaded(_) => crate::telemetry::metrics::request_shed(),
+            _ => {}
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
@@ -97,17 +109,15 @@ impl IntoResponse for ApiError {
             Self::Plugin { failure, version } => {
                 if let PredictFailure::InvalidInput { row, .. } = failure {
                     body.row = Some(*row);
-                } else {
-                    tracing::error!(model_version = %version, error = %failure, "prediction failed");
                 }
                 body.model_version = Some(version.clone());
             }
             _ => {}
         }
+        self.report();
         let mut response = (status, Json(body)).into_response();
         match self {
             Self::Overloaded(_) => {
-                crate::telemetry::metrics::request_shed();
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));

@@ -87,6 +87,13 @@ impl AppState {
     }
 }
 
+/// The Open Inference Protocol's gRPC services, behind the same request ids, request
+/// logs, metrics and request bound as the HTTP routes.
+pub fn grpc_app(state: AppState) -> Router {
+    let request_timeout = state.request_timeout;
+    layers::around(v2::grpc::routes(state), request_timeout)
+}
+
 /// The application router, without a socket: tests can drive it directly.
 pub fn app(state: AppState) -> Router {
     let (max_body_bytes, request_timeout) = (state.max_body_bytes, state.request_timeout);

@@ -12,6 +12,7 @@
 //! | `requests_shed_total` | |
 //! | `model_swaps_total` | |
 //! | `model_load_failures_total` | `kind`: a `slot::LoadFailureKind` |
+//! | `grpc_requests_total`, `grpc_request_duration_seconds` | `rpc`, `code` (the first only) |
 //! | `model_serving` | `model_version`, `digest`: 1 for the serving version, 0 for those it replaced |
 
 use axum::http::Method;
@@ -151,6 +152,13 @@ impl PluginCalls {
                 .increment(1);
         }
     }
+}
+
+/// A gRPC call, by RPC and status code name.
+pub fn grpc_request(rpc: &'static str, code: &'static str, elapsed: Duration) {
+    prometheus();
+    counter!("grpc_requests_total", "rpc" => rpc, "code" => code).increment(1);
+    histogram!("grpc_request_duration_seconds", "rpc" => rpc).record(elapsed.as_secs_f64());
 }
 
 pub fn request_shed() {

@@ -2,7 +2,7 @@
 //! commands rely on (`kubectl get svc retail-api-service -n mlops`, …): a rename fails
 //! here. The manifests are rendered by `kubectl kustomize`, as `kubectl apply -k` would.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -82,6 +82,21 @@ fn manifests_keep_the_runbook_names_ports_probes_and_bounds() {
         target == 8000 || *target == container["ports"][0]["name"],
         "service targets port 8000: {target}"
     );
+
+    // The Open Inference Protocol over gRPC: the container's port, the Service's named
+    // port with its application protocol, and the NetworkPolicy letting it in.
+    let grpc =
+        container["ports"].as_array().unwrap().iter().find(|p| p["name"] == "grpc").expect("a grpc port");
+    assert_eq!(grpc["containerPort"], 8001);
+    assert_eq!(env("GRPC_PORT"), Some(Value::from("8001")));
+    let grpc_service =
+        service["spec"]["ports"].as_array().unwrap().iter().find(|p| p["name"] == "grpc").unwrap();
+    assert_eq!((&grpc_service["port"], &grpc_service["targetPort"]), (&json!(8001), &json!("grpc")));
+    assert_eq!(grpc_service["appProtocol"], "kubernetes.io/h2c");
+    let policy = object(&objects, "NetworkPolicy", "retail-api-netpol");
+    let open: Vec<&Value> =
+        policy["spec"]["ingress"][0]["ports"].as_array().unwrap().iter().map(|p| &p["port"]).collect();
+    assert_eq!(open, [&json!(8000), &json!(8001)]);
 
     let hpa = object(&objects, "HorizontalPodAutoscaler", "retail-api-hpa");
     assert_eq!(hpa["apiVersion"], "autoscaling/v2");

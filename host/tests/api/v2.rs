@@ -340,6 +340,9 @@ async fn send_binary(app: &TestApp, tamper: impl FnOnce(&mut Value, &mut Vec<u8>
         .unwrap()
 }
 
+/// A change to a binary request's JSON header and binary part.
+type Tamper = dyn FnOnce(&mut Value, &mut Vec<u8>);
+
 #[tokio::test]
 async fn v2_binary_tensors_in_and_out_and_precise_errors_for_malformed_ones() {
     let app = spawn_ready_app(&[]).await;
@@ -375,7 +378,7 @@ async fn v2_binary_tensors_in_and_out_and_precise_errors_for_malformed_ones() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(output(&body, "label")["data"], json!([expected["prediction"]]));
 
-    let cases: Vec<(Box<dyn FnOnce(&mut Value, &mut Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(Box<Tamper>, &str)> = vec![
         (Box::new(|_, binary| binary.truncate(binary.len() - 1)), "only 7 are left"),
         (Box::new(|_, binary| binary.push(0)), "1 bytes of binary data after"),
         (

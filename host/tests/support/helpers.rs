@@ -21,6 +21,8 @@ pub fn seed_payload() -> Value {
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// Where the gRPC services listen.
+    pub grpc_address: SocketAddr,
     pub client: Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -28,7 +30,7 @@ pub struct TestApp {
 
 /// Parses `serve` flags as the binary would, on a free loopback port.
 pub fn serve_args(extra: &[&str]) -> ServeArgs {
-    let mut argv = vec!["predict-host", "serve", "--port", "0", "--bind", "127.0.0.1"];
+    let mut argv = vec!["predict-host", "serve", "--port", "0", "--grpc-port", "0", "--bind", "127.0.0.1"];
     argv.extend_from_slice(extra);
     match Cli::parse_from(argv).command {
         Command::Serve(args) => args,
@@ -40,12 +42,13 @@ pub fn serve_args(extra: &[&str]) -> ServeArgs {
 pub async fn spawn_app(extra: &[&str]) -> TestApp {
     let server = Server::bind(serve_args(extra)).await.expect("server binds");
     let address = server.local_addr().unwrap();
+    let grpc_address = server.grpc_addr().unwrap();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
     let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    TestApp { address, client, stop: Some(stop), task: Some(task) }
+    TestApp { address, grpc_address, client, stop: Some(stop), task: Some(task) }
 }
 
 /// Starts a server on the plugin directory `dir` and waits until it is ready.

@@ -16,6 +16,8 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_predict-host");
 pub struct HostProcess {
     child: Child,
     pub base: String,
+    /// `host:port` of the gRPC services.
+    pub grpc: String,
     pub client: reqwest::Client,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
@@ -28,6 +30,7 @@ impl HostProcess {
             .env_clear()
             .envs(env)
             .env("PORT", "0")
+            .env("GRPC_PORT", "0")
             .env("BIND_ADDRESS", "127.0.0.1")
             .env("LOG_FORMAT", "json")
             .stderr(Stdio::piped())
@@ -35,12 +38,13 @@ impl HostProcess {
             .expect("start predict-host");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let address = loop {
+        let (address, grpc) = loop {
             let line = lines.next().expect("predict-host exited before listening").unwrap();
             logs.lock().unwrap().push(line.clone());
             let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             if entry["message"] == "listening" {
-                break entry["address"].as_str().unwrap().to_string();
+                let address = |key: &str| entry[key].as_str().unwrap().to_string();
+                break (address("address"), address("grpc"));
             }
         };
         let sink = Arc::clone(&logs);
@@ -48,7 +52,7 @@ impl HostProcess {
             lines.map_while(Result::ok).for_each(|line| sink.lock().unwrap().push(line))
         });
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { child, base: format!("http://{address}"), client, logs }
+        Self { child, base: format!("http://{address}"), grpc, client, logs }
     }
 
     pub fn url(&self, path: &str) -> String {

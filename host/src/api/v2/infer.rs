@@ -3,15 +3,15 @@
 //! same plugin call as `/predict`. The body is read as JSON whatever its `Content-Type`
 //! says, as Triton does: its clients send none.
 
+use super::answer::Output;
 use super::binary::{self, HEADER_LENGTH};
 use super::failure::{Failure, bad};
-use super::schema::{BinaryOutput, Datatype, InferRequest, InferResponse, OutputName, OutputTensor};
+use super::schema::{BinaryOutput, InferRequest, InferResponse, OutputName, OutputTensor};
 use super::tensors::{parse_request, to_rows};
 use super::{ModelName, ModelPath, ModelVersion, TAG, serving};
 use crate::api::rows::json_kind;
 use crate::api::{ApiError, AppState, ErrorBody, MODEL_VERSION_HEADER};
-use crate::model::{LoadedModel, PredictFailure};
-use crate::runtime::Prediction;
+use crate::model::PredictFailure;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -117,7 +117,7 @@ async fn infer(
     let model = serving(&state, path)?;
     let request = parse_request(header, binary)?;
     let outputs = requested_outputs(&request)?;
-    let (rows, batch) = to_rows(&request.inputs, &model.info.inputs, state.max_batch_rows)?;
+    let (rows, _) = to_rows(&request.inputs, &model.info.inputs, state.max_batch_rows)?;
 
     let predictions = state.score(&model, rows).await?.map_err(|failure| match failure {
         // The plugin refusing a row is the caller's fault: a bad request, as V2 has it.
@@ -130,9 +130,9 @@ async fn infer(
     let mut binary = Vec::new();
     let outputs = outputs
         .iter()
-        .map(|&(output, as_binary)| {
+        .map(|&(name, as_binary)| {
             let buffer = as_binary.then_some(&mut binary);
-            output_tensor(output, &predictions, &model, batch, buffer)
+            output_tensor(Output::new(name, &predictions, &model), buffer)
         })
         .collect::<Vec<_>>();
     let in_binary = outputs.iter().any(|output| output.parameters.is_some());
@@ -194,38 +194,10 @@ fn flag(parameters: Option<&Map<String, Value>>, key: &str, owner: &str) -> Resu
 }
 
 /// One output tensor: its elements in `data`, or appended to `binary` when given.
-fn output_tensor(
-    name: OutputName,
-    predictions: &[Prediction],
-    model: &LoadedModel,
-    batch: usize,
-    binary: Option<&mut Vec<u8>>,
-) -> OutputTensor {
-    let rows = i64::try_from(batch).unwrap_or(i64::MAX);
-    let labels = &model.info.labels;
-    let (datatype, shape) = match name {
-        OutputName::Label => (Datatype::Bytes, vec![rows]),
-        OutputName::Probabilities => {
-            (Datatype::Fp64, vec![rows, i64::try_from(labels.len()).unwrap_or(i64::MAX)])
-        }
+fn output_tensor(output: Output<'_>, binary: Option<&mut Vec<u8>>) -> OutputTensor {
+    let (parameters, data) = match binary {
+        Some(buffer) => (Some(BinaryOutput { binary_data_size: output.encode(buffer) }), None),
+        None => (None, Some(output.json())),
     };
-    let chosen = || predictions.iter().map(|p| p.label.as_str());
-    // `LoadedModel::predict` has checked that every label is scored exactly once.
-    let probabilities = || {
-        predictions.iter().flat_map(|p| {
-            labels
-                .iter()
-                .map(|label| p.scores.iter().find(|s| &s.label == label).map_or(0.0, |s| s.probability))
-        })
-    };
-    let (parameters, data) = match (binary, name) {
-        (Some(buffer), OutputName::Label) => (Some(binary::encode_texts(chosen(), buffer)), None),
-        (Some(buffer), OutputName::Probabilities) => {
-            (Some(binary::encode_fp64(probabilities(), buffer)), None)
-        }
-        (None, OutputName::Label) => (None, Some(chosen().map(|l| Value::String(l.to_string())).collect())),
-        (None, OutputName::Probabilities) => (None, Some(probabilities().map(Value::from).collect())),
-    };
-    let parameters = parameters.map(|binary_data_size| BinaryOutput { binary_data_size });
-    OutputTensor { name, datatype, shape, parameters, data }
+    OutputTensor { name: output.name, datatype: output.datatype, shape: output.shape, parameters, data }
 }

@@ -6,8 +6,10 @@
 //! a `label` tensor (BYTES) and a `probabilities` tensor (FP64, one column per label).
 //! Bad requests are 400, as V2 clients expect, rather than the 422 of `/predict`.
 
+mod answer;
 mod binary;
 mod failure;
+pub mod grpc;
 mod infer;
 mod schema;
 mod tensors;
