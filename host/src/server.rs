@@ -91,14 +91,15 @@ impl Server {
         if let Some(token) = &args.admin_token {
             state = state.with_admin(token, control);
         }
-        let grpc = api::grpc_app(state.clone());
+        let (grpc, keep_health) = api::grpc_app(state.clone());
+        let health = tokio::spawn(keep_health);
         let app = api::app(state);
         let anchor = tokio::spawn(api::anchor_timers());
 
         let delay = Duration::from_secs(args.shutdown_delay_secs);
         let drain = Duration::from_secs(args.drain_timeout_secs);
-        let (closing_tx, closing_rx) = tokio::sync::oneshot::channel::<()>();
-        // Both listeners close together, once the delay has passed.
+        // Both listeners close together once the delay has passed; the drain deadline
+        // starts then too.
         let (closed_tx, closed_rx) = tokio::sync::watch::channel(false);
         let draining_slot = Arc::clone(&slot);
         tokio::spawn(async move {
@@ -108,19 +109,18 @@ impl Server {
             tokio::time::sleep(delay).await;
             tracing::info!(drain_secs = drain.as_secs(), "closing listeners, draining in-flight requests");
             let _ = closed_tx.send(true);
-            let _ = closing_tx.send(());
         });
+        // Resolves when the listeners close; never, should the sender go without closing.
         let closed = |mut closed: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = closed.wait_for(|closed| *closed).await;
-        };
-        let serve_http = axum::serve(listener, app).with_graceful_shutdown(closed(closed_rx.clone()));
-        let serve_grpc = axum::serve(grpc_listener, grpc).with_graceful_shutdown(closed(closed_rx));
-        let deadline = async move {
-            if closing_rx.await.is_ok() {
-                tokio::time::sleep(drain).await;
-            } else {
+            if closed.wait_for(|closed| *closed).await.is_err() {
                 std::future::pending::<()>().await;
             }
+        };
+        let serve_http = axum::serve(listener, app).with_graceful_shutdown(closed(closed_rx.clone()));
+        let serve_grpc = axum::serve(grpc_listener, grpc).with_graceful_shutdown(closed(closed_rx.clone()));
+        let deadline = async move {
+            closed(closed_rx).await;
+            tokio::time::sleep(drain).await;
         };
         tokio::select! {
             (http, grpc) = async { tokio::join!(serve_http, serve_grpc) } => {
@@ -131,6 +131,7 @@ impl Server {
         }
         source.abort();
         anchor.abort();
+        health.abort();
         tracing::info!("stopped");
         Ok(())
     }

@@ -24,6 +24,7 @@ use admin::Admin;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -88,10 +89,12 @@ impl AppState {
 }
 
 /// The Open Inference Protocol's gRPC services, behind the same request ids, request
-/// logs, metrics and request bound as the HTTP routes.
-pub fn grpc_app(state: AppState) -> Router {
+/// logs, metrics and request bound as the HTTP routes; and the task that keeps their
+/// health service current, to run while they serve.
+pub fn grpc_app(state: AppState) -> (Router, impl Future<Output = ()> + Send + 'static) {
     let request_timeout = state.request_timeout;
-    layers::around(v2::grpc::routes(state), request_timeout)
+    let (routes, keep_health) = v2::grpc::routes(state);
+    (layers::around(routes, request_timeout), keep_health)
 }
 
 /// The application router, without a socket: tests can drive it directly.

@@ -154,11 +154,26 @@ impl PluginCalls {
     }
 }
 
-/// A gRPC call, by RPC and status code name.
+thread_local! {
+    /// Each worker's handles of the gRPC series by (RPC, code), registered on first use,
+    /// as the HTTP ones are.
+    static GRPC_SERIES: RefCell<HashMap<(&'static str, &'static str), RequestSeries>> =
+        RefCell::new(HashMap::new());
+}
+
+/// A gRPC call, by RPC and status code name (the duration by RPC only).
 pub fn grpc_request(rpc: &'static str, code: &'static str, elapsed: Duration) {
-    prometheus();
-    counter!("grpc_requests_total", "rpc" => rpc, "code" => code).increment(1);
-    histogram!("grpc_request_duration_seconds", "rpc" => rpc).record(elapsed.as_secs_f64());
+    GRPC_SERIES.with_borrow_mut(|series| {
+        let series = series.entry((rpc, code)).or_insert_with(|| {
+            prometheus();
+            RequestSeries {
+                total: counter!("grpc_requests_total", "rpc" => rpc, "code" => code),
+                duration: histogram!("grpc_request_duration_seconds", "rpc" => rpc),
+            }
+        });
+        series.total.increment(1);
+        series.duration.record(elapsed.as_secs_f64());
+    });
 }
 
 pub fn request_shed() {

@@ -6,7 +6,7 @@
 use super::answer::Output;
 use super::failure::Failure;
 use super::schema::{Datatype, InferInputTensor, OutputName};
-use super::tensors::to_rows;
+use super::tensors::{known_output, refuse_repeats, to_rows};
 use super::{ModelPath, PLATFORM, metadata, serving};
 use crate::api::{ApiError, AppState};
 use crate::model::PredictFailure;
@@ -33,12 +33,13 @@ pub mod proto {
 /// How often the health service is told whether this host is ready.
 const HEALTH_PERIOD: Duration = Duration::from_millis(250);
 
-/// The gRPC services as routes: inference and health, with messages bounded by
-/// `MAX_BODY_BYTES`. Also starts the task that keeps the health service current.
-pub fn routes(state: AppState) -> axum::Router {
+/// The gRPC services as routes, inference and health, with messages bounded by
+/// `MAX_BODY_BYTES`; and the task that keeps the health service saying whether this host
+/// is ready, for the server to run as long as it serves.
+pub fn routes(state: AppState) -> (axum::Router, impl Future<Output = ()> + Send + 'static) {
     let (reporter, health) = tonic_health::server::health_reporter();
     let slot = std::sync::Arc::clone(&state.slot);
-    tokio::spawn(async move {
+    let keep_health = async move {
         let mut tick = tokio::time::interval(HEALTH_PERIOD);
         loop {
             tick.tick().await;
@@ -46,12 +47,12 @@ pub fn routes(state: AppState) -> axum::Router {
             reporter.set_service_status("", status).await;
             reporter.set_service_status(SERVICE, status).await;
         }
-    });
+    };
     let limit = state.max_body_bytes;
     let inference = GrpcInferenceServiceServer::new(Inference { state })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(usize::MAX);
-    Routes::new(inference).add_service(health).into_axum_router()
+    (Routes::new(inference).add_service(health).into_axum_router(), keep_health)
 }
 
 /// The service's full name, as health checks name it.
@@ -212,7 +213,7 @@ impl Inference {
             .into_iter()
             .map(|input| tensor_of(input, raw_contents.next()))
             .collect::<Result<Vec<_>, Status>>()?;
-        let outputs = requested(&request.outputs)?;
+        let outputs = requested(&request.outputs).map_err(failure_status)?;
         let (rows, _) =
             to_rows(&tensors, &model.info.inputs, state.max_batch_rows).map_err(failure_status)?;
         let predictions =
@@ -262,24 +263,15 @@ impl Inference {
     }
 }
 
-/// The outputs to answer with, in order: those requested, or both.
-fn requested(outputs: &[model_infer_request::InferRequestedOutputTensor]) -> Result<Vec<OutputName>, Status> {
+/// The outputs to answer with, in order: those requested, or all of them.
+fn requested(
+    outputs: &[model_infer_request::InferRequestedOutputTensor],
+) -> Result<Vec<OutputName>, Failure> {
     if outputs.is_empty() {
-        return Ok(vec![OutputName::Label, OutputName::Probabilities]);
+        return Ok(OutputName::ALL.to_vec());
     }
-    let mut names = Vec::with_capacity(outputs.len());
-    for output in outputs {
-        let Some(name) = OutputName::parse(&output.name) else {
-            return Err(Status::invalid_argument(format!(
-                "unknown output \"{}\": the model's outputs are \"label\" and \"probabilities\"",
-                output.name
-            )));
-        };
-        if names.contains(&name) {
-            return Err(Status::invalid_argument(format!("output \"{}\" is requested twice", output.name)));
-        }
-        names.push(name);
-    }
+    let names = outputs.iter().map(|output| known_output(&output.name)).collect::<Result<Vec<_>, _>>()?;
+    refuse_repeats(&names)?;
     Ok(names)
 }
 
@@ -306,7 +298,6 @@ fn tensor_of(
 
 /// Typed contents as the JSON elements the REST path checks: the field of the datatype.
 fn contents_of(name: &str, datatype: Datatype, contents: InferTensorContents) -> Result<Vec<Value>, Status> {
-    let numbers = |values: Vec<f64>| values.into_iter().map(Value::from).collect();
     Ok(match datatype {
         Datatype::Bytes => contents
             .bytes_contents
@@ -320,8 +311,8 @@ fn contents_of(name: &str, datatype: Datatype, contents: InferTensorContents) ->
                 })
             })
             .collect::<Result<_, _>>()?,
-        Datatype::Fp32 => numbers(contents.fp32_contents.into_iter().map(f64::from).collect()),
-        Datatype::Fp64 => numbers(contents.fp64_contents),
+        Datatype::Fp32 => contents.fp32_contents.into_iter().map(|x| Value::from(f64::from(x))).collect(),
+        Datatype::Fp64 => contents.fp64_contents.into_iter().map(Value::from).collect(),
         Datatype::Int8 | Datatype::Int16 | Datatype::Int32 => {
             contents.int_contents.into_iter().map(Value::from).collect()
         }

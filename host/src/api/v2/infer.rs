@@ -7,7 +7,7 @@ use super::answer::Output;
 use super::binary::{self, HEADER_LENGTH};
 use super::failure::{Failure, bad};
 use super::schema::{BinaryOutput, InferRequest, InferResponse, OutputName, OutputTensor};
-use super::tensors::{parse_request, to_rows};
+use super::tensors::{parse_request, refuse_repeats, to_rows};
 use super::{ModelName, ModelPath, ModelVersion, TAG, serving};
 use crate::api::rows::json_kind;
 use crate::api::{ApiError, AppState, ErrorBody, MODEL_VERSION_HEADER};
@@ -166,22 +166,18 @@ async fn infer(
 fn requested_outputs(request: &InferRequest) -> Result<Vec<(OutputName, bool)>, Failure> {
     let all_binary = flag(request.parameters.as_ref(), "binary_data_output", "the request")?.unwrap_or(false);
     let requested = match request.outputs.as_deref() {
-        None | Some([]) => {
-            return Ok(vec![(OutputName::Label, all_binary), (OutputName::Probabilities, all_binary)]);
-        }
+        None | Some([]) => return Ok(OutputName::ALL.map(|name| (name, all_binary)).to_vec()),
         Some(requested) => requested,
     };
-    let mut outputs: Vec<(OutputName, bool)> = Vec::with_capacity(requested.len());
-    for output in requested {
-        let name = output.name.as_str();
-        if outputs.iter().any(|(seen, _)| *seen == output.name) {
-            return bad(format!("output \"{name}\" is requested twice"));
-        }
-        let owner = format!("output \"{name}\"");
-        let as_binary = flag(output.parameters.as_ref(), "binary_data", &owner)?.unwrap_or(all_binary);
-        outputs.push((output.name, as_binary));
-    }
-    Ok(outputs)
+    refuse_repeats(&requested.iter().map(|output| output.name).collect::<Vec<_>>())?;
+    requested
+        .iter()
+        .map(|output| {
+            let owner = format!("output \"{}\"", output.name.as_str());
+            let as_binary = flag(output.parameters.as_ref(), "binary_data", &owner)?.unwrap_or(all_binary);
+            Ok((output.name, as_binary))
+        })
+        .collect()
 }
 
 /// A boolean parameter, if given.

@@ -279,7 +279,10 @@ impl OutputName {
         }
     }
 
+    /// Every output, in the order an answer gives them when none are requested.
+    pub(super) const ALL: [Self; 2] = [Self::Label, Self::Probabilities];
+
     pub(super) fn parse(name: &str) -> Option<Self> {
-        [Self::Label, Self::Probabilities].into_iter().find(|output| output.as_str() == name)
+        Self::ALL.into_iter().find(|output| output.as_str() == name)
     }
 }

@@ -89,10 +89,10 @@ pub(super) fn parse_input(index: usize, input: Value) -> Result<InferInputTensor
     let parameters = parse_parameters(input.remove("parameters"), &what)?;
     let binary_size = match parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().and_then(|n| usize::try_from(n).ok()),
-        Some(other) => {
-            return bad(format!("{what}: \"binary_data_size\" must be a count of bytes, got {other}"));
-        }
+        Some(size) => match size.as_u64().and_then(|n| usize::try_from(n).ok()) {
+            Some(size) => Some(size),
+            None => return bad(format!("{what}: \"binary_data_size\" must be a count of bytes, got {size}")),
+        },
     };
     let data = match (input.remove("data"), binary_size) {
         (Some(Value::Array(data)), None) => data,
@@ -113,14 +113,7 @@ pub(super) fn parse_output(index: usize, output: Value) -> Result<RequestedOutpu
         return bad(format!("outputs[{index}] must be an object, got {}", json_kind(&output)));
     };
     let name = match output.remove("name") {
-        Some(Value::String(name)) => match OutputName::parse(&name) {
-            Some(name) => name,
-            None => {
-                return bad(format!(
-                    "unknown output \"{name}\": the model's outputs are \"label\" and \"probabilities\""
-                ));
-            }
-        },
+        Some(Value::String(name)) => known_output(&name)?,
         None => return bad(format!("outputs[{index}] has no \"name\"")),
         Some(other) => {
             return bad(format!("outputs[{index}]: \"name\" must be a string, got {}", json_kind(&other)));
@@ -128,6 +121,25 @@ pub(super) fn parse_output(index: usize, output: Value) -> Result<RequestedOutpu
     };
     let parameters = parse_parameters(output.remove("parameters"), &format!("output \"{}\"", name.as_str()))?;
     Ok(RequestedOutput { name, parameters })
+}
+
+/// The output `name` asks for, over REST or gRPC.
+pub(super) fn known_output(name: &str) -> Result<OutputName, Failure> {
+    OutputName::parse(name).ok_or_else(|| {
+        Failure::BadRequest(format!(
+            "unknown output \"{name}\": the model's outputs are \"label\" and \"probabilities\""
+        ))
+    })
+}
+
+/// Refuses a request that names an output twice, over REST or gRPC.
+pub(super) fn refuse_repeats(outputs: &[OutputName]) -> Result<(), Failure> {
+    for (i, output) in outputs.iter().enumerate() {
+        if outputs[..i].contains(output) {
+            return bad(format!("output \"{}\" is requested twice", output.as_str()));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn parse_parameters(
