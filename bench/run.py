@@ -16,7 +16,8 @@ own /metrics, at one connection and at 16), the cost of hot swaps (p99 while ver
 swap in vs. steady state, and in the run after, while the last version is compiled again
 with Cranelift), and the ONNX path: the example's scikit-learn pipeline packaged
 (`predict-host package`) against the hand-written plugin, plugin time per call at each
-batch size, package time, component size and load time. And the Open Inference
+batch size, package time, component size and load time. A rollout's cost: p99 at 16
+connections while a candidate shadows every request, against steady state. And the Open Inference
 Protocol: V2 REST with JSON tensors (wrk) beside gRPC `ModelInfer` with raw tensors, as
 `tritonclient.grpc` sends it (h2load, the same request each time), on one host.
 
@@ -217,7 +218,7 @@ def main():
     host_env = {"LOG_FORMAT": "json", "RUST_LOG": "info"}
     results = {"machine": machine(), "mode": "smoke" if options.smoke else "full", "profile": profile,
                "seconds": seconds,
-               "servers": {}, "batch": {}, "swap": {}, "packaged": {}, "protocol": {}}
+               "servers": {}, "batch": {}, "swap": {}, "packaged": {}, "protocol": {}, "shadow": {}}
 
     specs = [
         ("ceiling", [os.path.join(built, "bench-ceiling")], None, ROOT),
@@ -242,6 +243,8 @@ def main():
     # Batches and swaps, on predict-host serving a plugin directory.
     with tempfile.TemporaryDirectory(prefix="bench-plugins-") as plugins:
         batch_and_swap(results, built, host_binary, host_env, batches, seconds, warmup, plugins)
+    with tempfile.TemporaryDirectory(prefix="bench-shadow-") as plugins:
+        shadow_vs_steady(results, built, host_binary, host_env, seconds, warmup, plugins)
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as scratch:
         packaged_vs_hand_written(results, built, host_binary, host_env, batches, seconds, warmup,
                                  os.path.dirname(train_csv), scratch)
@@ -393,6 +396,48 @@ def batch_and_swap(results, built, host_binary, host_env, batches, seconds, warm
                            "compiler_after": info.get("compiler")}
 
 
+def rollout_figures(port):
+    info = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/model/info").read())
+    return info.get("rollout") or {}
+
+
+def shadow_vs_steady(results, built, host_binary, host_env, seconds, warmup, plugins):
+    """p99 at 16 connections with no rollout, then while a candidate (the same plugin as
+    version 2) shadows every request, never judged so it stays in shadow; one host."""
+    wasm = bundled_wasm(built)
+    shutil.copy(wasm, os.path.join(plugins, "price-sensitivity-1.wasm"))
+    port = free_port()
+    env = {**host_env, "ROLLOUT_STRATEGY": "phased", "ROLLOUT_SHADOW_PERCENT": "100",
+           "ROLLOUT_MIN_REQUESTS": str(10**12)}
+    args = [host_binary, "serve", "--bind", "127.0.0.1", "--grpc-port", "0", "--port", str(port),
+            "--plugin-dir", plugins]
+    with Server("predict-host-shadow", args, port, env) as host:
+        wrk(host.url, SEED, 16, warmup)
+        steady = wrk(host.url, SEED, 16, seconds)
+        target = os.path.join(plugins, "price-sensitivity-2.wasm")
+        shutil.copy(wasm, target + ".tmp")
+        os.rename(target + ".tmp", target)
+        deadline = time.monotonic() + 60
+        while rollout_figures(port).get("phase") != "shadow":
+            if time.monotonic() > deadline:
+                raise SystemExit("the candidate never entered its shadow phase")
+            time.sleep(0.1)
+        wrk(host.url, SEED, 16, warmup)
+        before = rollout_figures(port)["figures"]
+        shadowing = wrk(host.url, SEED, 16, seconds)
+        after = rollout_figures(port)["figures"]
+        compared = after["compared_rows"] - before["compared_rows"]
+        skipped = after["shadow_skipped"] - before["shadow_skipped"]
+        results["shadow"] = {"steady": steady, "shadowing": shadowing,
+                             "p99_ratio": shadowing["p99_us"] / steady["p99_us"],
+                             "rps_ratio": shadowing["rps"] / steady["rps"],
+                             "compared": compared, "skipped": skipped,
+                             "agreement": after["agreement"]}
+        print(f"{'shadow 100%':>12} c=16  {shadowing['rps']:>10.0f} req/s  p99 {fmt_us(shadowing['p99_us'])} "
+              f"(steady {steady['rps']:.0f} req/s, p99 {fmt_us(steady['p99_us'])}); "
+              f"{compared} shadowed, {skipped} skipped", flush=True)
+
+
 def packaged_vs_hand_written(results, built, host_binary, host_env, batches, seconds, warmup, data, scratch):
     """The example's scikit-learn pipeline packaged from ONNX, against the hand-written
     plugin of the same model family: plugin time per call at one connection for each
@@ -483,6 +528,15 @@ def write_reports(results, out, concurrency):
                      if s["compiler_after"] == "cranelift" else
                      f"the last version still ran {s['compiler_after']}'s code at their end (its recompile with "
                      f"Cranelift is due {TIER_UP_AFTER_S} s after its swap).")]
+    w = results["shadow"]
+    shadowed = w["compared"] / max(1, w["compared"] + w["skipped"])
+    lines += ["", f"A phased rollout's cost: the same host at 16 connections with no rollout, then while a "
+                  f"candidate shadows every request (its copies scored on a thread held to 15% of one core): "
+                  f"p99 {fmt_us(w['shadowing']['p99_us'])} vs. {fmt_us(w['steady']['p99_us'])} steady "
+                  f"({w['p99_ratio']:.2f}×), {w['shadowing']['rps']:.0f} vs. {w['steady']['rps']:.0f} req/s "
+                  f"({w['rps_ratio']:.2f}×); {w['compared']} copies compared and {w['skipped']} skipped "
+                  f"because shadow work was behind ({shadowed:.0%} shadowed), errors "
+                  f"{w['shadowing']['errors'] + w['shadowing']['non_2xx']}."]
     p = results["packaged"]
     hand, onnx = p["hand_written"], p["packaged"]
     lines += ["", "The example's scikit-learn pipeline packaged from ONNX (`predict-host package`, median of 3: "
@@ -515,7 +569,8 @@ def write_reports(results, out, concurrency):
     print(markdown)
     failed = [n for n, d in servers.items() for r in d["runs"].values() if r["errors"] + r["non_2xx"]]
     failed += [f"predict-host ({step})" for step, r in [("during swaps", s["during_swaps"]),
-                                                         ("after swaps", s["after_swaps"])]
+                                                         ("after swaps", s["after_swaps"]),
+                                                         ("while shadowing", w["shadowing"])]
                if r["errors"] + r["non_2xx"]]
     failed += [f"v2 {name} at {c} connections" for c, r in results["protocol"].items()
                for name in ("rest", "rest_h2", "grpc")

@@ -3,6 +3,7 @@
 
 use crate::artifact::signature::PluginKey;
 use crate::aws::AwsArgs;
+use crate::rollout::policy::{RolloutPolicy, Strategy};
 use crate::runtime::{Compiler, SandboxLimits};
 use crate::telemetry::LogFormat;
 use clap::{Parser, Subcommand};
@@ -105,6 +106,12 @@ pub struct PublishArgs {
     /// Description stored with the model package.
     #[arg(long)]
     pub description: Option<String>,
+
+    /// The version's rollout policy overrides: JSON such as `{"strategy":"phased",
+    /// "canary_percent":5}`, or a file holding it (at most 256 bytes). Hosts judge the
+    /// version under it instead of their own default.
+    #[arg(long)]
+    pub rollout: Option<String>,
 
     /// Create the model package group if it does not exist.
     #[arg(long)]
@@ -273,7 +280,73 @@ pub struct ServeArgs {
     pub drain_timeout_secs: u64,
 
     #[command(flatten)]
+    pub rollout: RolloutArgs,
+
+    #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+/// How new versions are rolled out: the host's defaults, which a version's own policy
+/// (in its registry record, or a `.rollout.json` beside its file) may override.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RolloutArgs {
+    /// `immediate`: a new version serves once it loads. `phased`: it is judged on live
+    /// traffic first (shadow, then canary), then promoted or rolled back.
+    #[arg(long = "rollout-strategy", env = "ROLLOUT_STRATEGY", value_enum, default_value_t = RolloutPolicy::DEFAULT.strategy)]
+    pub strategy: Strategy,
+
+    /// Percent of requests the candidate also scores, off the response path, in the
+    /// shadow phase (0 skips the phase).
+    #[arg(long, env = "ROLLOUT_SHADOW_PERCENT", default_value_t = RolloutPolicy::DEFAULT.shadow_percent)]
+    pub rollout_shadow_percent: f64,
+
+    /// Percent of requests the candidate answers in the canary phase (0 skips the phase).
+    #[arg(long, env = "ROLLOUT_CANARY_PERCENT", default_value_t = RolloutPolicy::DEFAULT.canary_percent)]
+    pub rollout_canary_percent: f64,
+
+    /// Candidate calls a phase must count before it is judged.
+    #[arg(long, env = "ROLLOUT_MIN_REQUESTS", default_value_t = RolloutPolicy::DEFAULT.min_requests)]
+    pub rollout_min_requests: u64,
+
+    /// Least time a phase lasts.
+    #[arg(long, env = "ROLLOUT_MIN_DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub rollout_min_duration: Duration,
+
+    /// Least share (0 to 1) of shadowed rows on which the candidate must choose the
+    /// stable version's label.
+    #[arg(long, env = "ROLLOUT_MIN_AGREEMENT", default_value_t = RolloutPolicy::DEFAULT.min_agreement)]
+    pub rollout_min_agreement: f64,
+
+    /// Largest share (0 to 1) of the candidate's calls that may fail.
+    #[arg(long, env = "ROLLOUT_MAX_ERROR_RATE", default_value_t = RolloutPolicy::DEFAULT.max_error_rate)]
+    pub rollout_max_error_rate: f64,
+
+    /// Largest ratio of the candidate's p99 plugin-call time to the stable version's.
+    #[arg(long, env = "ROLLOUT_MAX_LATENCY_RATIO", default_value_t = RolloutPolicy::DEFAULT.max_latency_ratio)]
+    pub rollout_max_latency_ratio: f64,
+
+    /// Also mark a rolled-back version Rejected in the model registry, so the whole fleet
+    /// stops offering it (the host's role must be allowed `sagemaker:UpdateModelPackage`).
+    #[arg(long, env = "ROLLOUT_REJECT_IN_REGISTRY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub rollout_reject_in_registry: bool,
+}
+
+impl RolloutArgs {
+    /// The host's default policy, checked.
+    pub fn policy(&self) -> anyhow::Result<RolloutPolicy> {
+        let policy = RolloutPolicy {
+            strategy: self.strategy,
+            shadow_percent: self.rollout_shadow_percent,
+            canary_percent: self.rollout_canary_percent,
+            min_requests: self.rollout_min_requests,
+            min_duration: self.rollout_min_duration,
+            min_agreement: self.rollout_min_agreement,
+            max_error_rate: self.rollout_max_error_rate,
+            max_latency_ratio: self.rollout_max_latency_ratio,
+        };
+        policy.check().map_err(|e| anyhow::anyhow!("the ROLLOUT_* settings are not valid: {e}"))?;
+        Ok(policy)
+    }
 }
 
 impl ServeArgs {

@@ -3,12 +3,13 @@
 //!
 //! The pipeline, one stage per module, in the order a version travels (no module depends
 //! on one that depends on it: `tests/api/architecture.rs` checks):
-//! source → artifact → loader → runtime → model → slot → api.
+//! source → artifact → loader → runtime → model → rollout → slot → api.
 
 pub mod api;
 pub mod artifact; // a version's bytes, digest and signature
 pub mod loader; // checks a version and swaps it in, or refuses it with the reason
 pub mod model; // a loaded version and the checks its every answer passes
+pub mod rollout; // judges a new version on live traffic before it serves: shadow, canary, promote
 pub mod runtime; // wasmtime: compiling, sandboxing and calling plugins
 pub mod slot; // the serving version, the previous one, and refusals
 pub mod source; // which version should serve: the registry, a plugin directory, the bundled plugin // HTTP: predictions, status, the operator API, V2, docs

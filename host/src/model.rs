@@ -59,7 +59,10 @@ impl LoadedModel {
         outcome
     }
 
-    async fn score(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
+    /// Scores `rows` and checks the answer, without counting it in the version's
+    /// metrics: for measurements that are not a client's call (a rollout's shadow
+    /// comparison).
+    pub async fn score(&self, rows: &[Vec<Field>]) -> Result<Vec<Prediction>, PredictFailure> {
         let answer = self.plugin.predict(rows, &self.info.inputs).await?.map_err(|e| match e {
             PredictError::InvalidInput((row, message)) => {
                 PredictFailure::InvalidInput { row, message: PluginText::new(message) }

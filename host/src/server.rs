@@ -46,6 +46,8 @@ impl Server {
             "ADMIN_TOKEN is set but empty: set a secret token, or unset it to disable /admin"
         );
         telemetry::metrics::declare_load_failure_kinds(LoadFailureKind::ALL.map(LoadFailureKind::as_str));
+        telemetry::metrics::rollout_phase(None);
+        let policy = args.rollout.policy()?;
         let compiled_cache = args.cache_dir.as_ref().map(|dir| dir.join("compiled"));
         let runtime = Runtime::new(sandbox_limits(&args), compiled_cache)
             .context("starting the WebAssembly runtime")?;
@@ -55,7 +57,8 @@ impl Server {
         }
         let slot = ServingSlot::new();
         let swaps = SwapCompile { compiler: args.swap_compiler, recompile_after: args.tier_up_after };
-        let loader = Arc::new(Loader::new(runtime, Arc::clone(&slot), key, swaps));
+        let loader =
+            Arc::new(Loader::new(runtime, Arc::clone(&slot), key, swaps).with_rollout_policy(policy));
         let address = SocketAddr::new(args.bind, args.port);
         let listener = TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
         let grpc_address = SocketAddr::new(args.bind, args.grpc_port);
@@ -80,6 +83,7 @@ impl Server {
         tracing::info!(address = %listener.local_addr()?, grpc = %grpc_listener.local_addr()?, "listening");
         let (control, commands) = control::channel();
         let source = tokio::spawn(follow_source(args.clone(), Arc::clone(&loader), commands));
+        let judge = tokio::spawn(Arc::clone(&slot).judge_rollouts());
 
         let mut state = AppState::new(
             Arc::clone(&slot),
@@ -130,6 +134,7 @@ impl Server {
             () = deadline => tracing::warn!("drain timeout reached; abandoning remaining requests"),
         }
         source.abort();
+        judge.abort();
         anchor.abort();
         health.abort();
         tracing::info!("stopped");
@@ -155,7 +160,8 @@ async fn follow_source(args: ServeArgs, loader: Arc<Loader>, commands: mpsc::Rec
         let cache = args.cache_dir.map(ArtifactCache::new);
         let registry = ModelRegistry::new(aws.sagemaker, group);
         let source =
-            RegistrySource::new(registry, ObjectStore::new(aws.s3), cache, loader, args.poll_interval);
+            RegistrySource::new(registry, ObjectStore::new(aws.s3), cache, loader, args.poll_interval)
+                .rejecting_rolled_back(args.rollout.rollout_reject_in_registry);
         source.run(commands).await;
         return;
     }

@@ -19,6 +19,7 @@ mod api {
     mod predict;
     mod registry;
     mod reload;
+    mod rollout;
     mod schema;
     mod shutdown;
     mod signing;

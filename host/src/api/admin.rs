@@ -1,5 +1,6 @@
 //! The operator API under `/admin`, mounted only when `ADMIN_TOKEN` is set and guarded
-//! by it as a bearer token: list versions, pin and unpin, roll back, reload.
+//! by it as a bearer token: list versions, pin and unpin, roll back, reload, and steer a
+//! rollout in progress (see it, promote, abort, pause, resume).
 //!
 //! A pin or rollback acts on this process only; for the whole fleet, approve or reject
 //! versions in the registry.
@@ -8,6 +9,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::json::{JsonBody, JsonBodyErrors};
 use crate::model::LoadedModel;
+use crate::rollout::RolloutStatus;
 use crate::slot::{LoadFailureRecord, SourceError};
 use crate::source::control::{AvailableVersion, ControlError, SourceHandle};
 use axum::extract::{Request, State};
@@ -48,6 +50,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/unpin", post(unpin))
         .route("/rollback", post(rollback))
         .route("/reload", post(reload))
+        .route("/rollout", get(rollout))
+        .route("/rollout/promote", post(promote))
+        .route("/rollout/abort", post(abort))
+        .route("/rollout/pause", post(pause))
+        .route("/rollout/resume", post(resume))
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -72,7 +79,7 @@ async fn require_token(
 /// The OpenAPI description of [`routes`], merged into the document when they are mounted.
 #[derive(OpenApi)]
 #[openapi(
-    paths(versions, pin, unpin, rollback, reload),
+    paths(versions, pin, unpin, rollback, reload, rollout, promote, abort, pause, resume),
     components(schemas(ErrorBody)),
     modifiers(&AdminToken),
     tags((name = "admin", description = "Operator controls (enabled by ADMIN_TOKEN)"))
@@ -102,6 +109,14 @@ enum AdminErrors {
         content_type = "application/json"
     )]
     Unavailable(ErrorBody),
+}
+
+/// What every rollout command may answer besides its outcome.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description only: these answers are `ApiError`s
+enum RolloutErrors {
+    #[response(status = 409, description = "No rollout is in progress", content_type = "application/json")]
+    NoRollout(ErrorBody),
 }
 
 fn control(state: &AppState) -> &SourceHandle {
@@ -140,7 +155,7 @@ impl From<&LoadedModel> for LoadedVersion {
         Self {
             version: model.version.clone(),
             digest: model.digest.clone(),
-            loaded_at: crate::slot::format_time(model.loaded_at),
+            loaded_at: crate::telemetry::format_time(model.loaded_at),
             signed: model.signed,
             signature_verified: model.signature_verified,
         }
@@ -261,6 +276,74 @@ pub async fn reload(State(state): State<AppState>) -> Result<Json<ReloadOutcome>
         last_load_error: state.slot.last_failure().as_deref().cloned(),
         source_error: state.slot.source_error().as_deref().cloned(),
     }))
+}
+
+/// The rollout in progress, or else the last one that ended, with its figures and
+/// decisions.
+#[utoipa::path(get, path = "/admin/rollout", tag = "admin", security(("admin_token" = [])), responses(
+    (status = 200, description = "The rollout in progress, or the last one", body = RolloutStatus),
+    (status = 404, description = "No version has been rolled out in phases", body = ErrorBody),
+    AdminErrors,
+))]
+pub async fn rollout(State(state): State<AppState>) -> Result<Json<RolloutStatus>, ApiError> {
+    let status = state.slot.rollout_status();
+    status.map(Json).ok_or_else(|| ApiError::NotFound("no version has been rolled out in phases".into()))
+}
+
+/// Promotes the candidate now, whatever its phase and figures.
+#[utoipa::path(post, path = "/admin/rollout/promote", tag = "admin", security(("admin_token" = [])), responses(
+    (status = 200, description = "The candidate serves; the rollout as it ended", body = RolloutStatus),
+    RolloutErrors,
+    AdminErrors,
+))]
+pub async fn promote(State(state): State<AppState>) -> Result<Json<RolloutStatus>, ApiError> {
+    state.slot.promote_candidate("promoted by an operator".into()).map_err(no_rollout)?;
+    Ok(Json(rollout_now(&state)))
+}
+
+/// Drops the candidate and refuses it; the stable version goes on serving.
+#[utoipa::path(post, path = "/admin/rollout/abort", tag = "admin", security(("admin_token" = [])), responses(
+    (status = 200, description = "The candidate is dropped and refused; the rollout as it ended", body = RolloutStatus),
+    RolloutErrors,
+    AdminErrors,
+))]
+pub async fn abort(State(state): State<AppState>) -> Result<Json<RolloutStatus>, ApiError> {
+    state.slot.abort_rollout("aborted by an operator".into()).map_err(no_rollout)?;
+    Ok(Json(rollout_now(&state)))
+}
+
+/// Holds the rollout in its phase: the traffic split stays, thresholds still roll it
+/// back, but it is not promoted or advanced until resumed.
+#[utoipa::path(post, path = "/admin/rollout/pause", tag = "admin", security(("admin_token" = [])), responses(
+    (status = 200, description = "The rollout is held", body = RolloutStatus),
+    RolloutErrors,
+    AdminErrors,
+))]
+pub async fn pause(State(state): State<AppState>) -> Result<Json<RolloutStatus>, ApiError> {
+    hold(&state, true, "paused by an operator")
+}
+
+/// Lets a held rollout go on.
+#[utoipa::path(post, path = "/admin/rollout/resume", tag = "admin", security(("admin_token" = [])), responses(
+    (status = 200, description = "The rollout goes on", body = RolloutStatus),
+    RolloutErrors,
+    AdminErrors,
+))]
+pub async fn resume(State(state): State<AppState>) -> Result<Json<RolloutStatus>, ApiError> {
+    hold(&state, false, "resumed by an operator")
+}
+
+fn hold(state: &AppState, held: bool, reason: &str) -> Result<Json<RolloutStatus>, ApiError> {
+    let rollout = state.slot.hold_rollout(held, reason.into()).map_err(no_rollout)?;
+    Ok(Json(rollout.status()))
+}
+
+fn rollout_now(state: &AppState) -> RolloutStatus {
+    state.slot.rollout_status().expect("a rollout just ended")
+}
+
+fn no_rollout(error: crate::slot::NoRollout) -> ApiError {
+    ApiError::Conflict(error.to_string())
 }
 
 fn control_error(error: ControlError) -> ApiError {

@@ -8,6 +8,7 @@ mod json;
 mod layers;
 mod predict;
 mod rows;
+mod scoring;
 mod status;
 mod v2;
 
@@ -16,8 +17,6 @@ pub use layers::anchor_timers;
 pub use predict::{MODEL_VERSION_HEADER, PredictionBody};
 pub use rows::rows_from_json;
 
-use crate::model::{LoadedModel, PredictFailure};
-use crate::runtime::{Field, Prediction};
 use crate::slot::ServingSlot;
 use crate::source::control::SourceHandle;
 use admin::Admin;
@@ -66,21 +65,6 @@ impl AppState {
     pub fn with_admin(mut self, token: &str, control: SourceHandle) -> Self {
         self.admin = Some(Admin::new(token, control));
         self
-    }
-
-    /// Scores `rows` on `model` within the bound on concurrent plugin calls (beyond it:
-    /// [`ApiError::Overloaded`]). The inner result is the plugin's.
-    async fn score(
-        &self,
-        model: &Arc<LoadedModel>,
-        rows: Vec<Vec<Field>>,
-    ) -> Result<Result<Vec<Prediction>, PredictFailure>, ApiError> {
-        let permit = Arc::clone(&self.calls)
-            .try_acquire_owned()
-            .map_err(|_| ApiError::Overloaded(self.max_concurrent_calls))?;
-        let outcome = model.predict(&rows).await;
-        drop(permit);
-        Ok(outcome)
     }
 
     fn no_model(&self) -> ApiError {

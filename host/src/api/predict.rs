@@ -5,11 +5,12 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::json::{JsonBody, JsonBodyErrors};
 use super::rows::rows_from_json;
+use super::scoring::Routing;
 use crate::model::LoadedModel;
 use crate::runtime::{ClassScore, Prediction};
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -89,6 +90,8 @@ pub enum PredictResponse<'a> {
     post,
     path = "/predict",
     tag = "predict",
+    params(("x-routing-key" = Option<String>, Header,
+        description = "Keeps a caller on one version while a new one answers a share of requests (canary)")),
     request_body(content = PredictRequest, description = "One row, or a batch of rows",
         example = json!({"BASKET_SIZE":"M","BASKET_TYPE":"MIXED","STORE_REGION":"LONDON","STORE_FORMAT":"LS",
             "SPEND":125.50,"QUANTITY":3,"PROD_CODE_20":"FOOD","PROD_CODE_30":"FRESH"})),
@@ -106,16 +109,16 @@ pub enum PredictResponse<'a> {
 )]
 pub async fn predict(
     State(state): State<AppState>,
+    headers: HeaderMap,
     // Checked as JSON by the extractor (400 if it is not), read into rows below.
     JsonBody(body): JsonBody<Box<RawValue>>,
 ) -> Result<Response, ApiError> {
-    let model = state.slot.current().ok_or_else(|| state.no_model())?;
-    let (rows, single) = rows_from_json(body.get(), &model.info.inputs, state.max_batch_rows)?;
+    let stable = state.slot.current().ok_or_else(|| state.no_model())?;
+    let (rows, single) = rows_from_json(body.get(), &stable.info.inputs, state.max_batch_rows)?;
 
-    let predictions = state
-        .score(&model, rows)
-        .await?
-        .map_err(|failure| ApiError::Plugin { failure, version: model.version.clone() })?;
+    let (model, outcome) = state.score(&stable, rows, Routing::from_headers(&headers, None)).await?;
+    let predictions =
+        outcome.map_err(|failure| ApiError::Plugin { failure, version: model.version.clone() })?;
 
     let mut bodies = predictions.iter().map(|p| to_body(p, &model));
     let mut response = if single {

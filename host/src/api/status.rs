@@ -5,6 +5,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use crate::artifact::Origin;
 use crate::model::LoadedModel;
+use crate::rollout::RolloutStatus;
 use crate::runtime::FieldType;
 use crate::slot::{LoadFailureRecord, ServingSlot, SourceError};
 use axum::Json;
@@ -121,6 +122,9 @@ pub struct ModelInfo {
     load_errors: Vec<LoadFailureRecord>,
     /// The source's failure to reach its backend, if it has not answered since.
     source_error: Option<SourceError>,
+    /// The rollout in progress (a candidate judged beside this version), or else the
+    /// last one that ended; absent if no version was ever rolled out in phases.
+    rollout: Option<RolloutStatus>,
 }
 
 /// Where the serving version came from.
@@ -239,7 +243,7 @@ fn describe(model: &LoadedModel, slot: &ServingSlot) -> ModelInfo {
         digest: model.digest.clone(),
         signed: model.signed,
         signature_verified: model.signature_verified,
-        loaded_at: crate::slot::format_time(model.loaded_at),
+        loaded_at: crate::telemetry::format_time(model.loaded_at),
         load_ms: model.load_time.as_secs_f64() * 1000.0,
         inputs,
         labels: model.info.labels.clone(),
@@ -249,5 +253,6 @@ fn describe(model: &LoadedModel, slot: &ServingSlot) -> ModelInfo {
         last_load_error: slot.last_failure().as_deref().cloned(),
         load_errors: slot.failures(),
         source_error: slot.source_error().as_deref().cloned(),
+        rollout: slot.rollout_status(),
     }
 }

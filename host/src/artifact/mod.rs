@@ -17,7 +17,7 @@ pub enum Origin {
     /// A file in the watched plugin directory.
     PluginDir { path: PathBuf },
     /// A version of a model package group in the model registry.
-    Registry(VersionDetails),
+    Registry(Box<VersionDetails>),
 }
 
 /// One candidate version, ready to be loaded.
@@ -35,16 +35,32 @@ pub struct Artifact {
     pub metrics: Option<serde_json::Value>,
     /// Base64 ed25519 signature over the digest, if the publisher signed it.
     pub signature: Option<String>,
+    /// The rollout policy overrides it carries (JSON), if any.
+    pub rollout: Option<String>,
 }
 
 impl Artifact {
     pub fn new(version: String, origin: Origin, bytes: Vec<u8>, metrics: Option<serde_json::Value>) -> Self {
         let sha256 = sha256_hex(&bytes);
-        Self { version, origin, digest: format!("sha256:{sha256}"), sha256, bytes, metrics, signature: None }
+        Self {
+            version,
+            origin,
+            digest: format!("sha256:{sha256}"),
+            sha256,
+            bytes,
+            metrics,
+            signature: None,
+            rollout: None,
+        }
     }
 
     pub fn with_signature(mut self, signature: Option<String>) -> Self {
         self.signature = signature;
+        self
+    }
+
+    pub fn with_rollout(mut self, rollout: Option<String>) -> Self {
+        self.rollout = rollout;
         self
     }
 

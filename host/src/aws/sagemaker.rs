@@ -3,7 +3,8 @@
 //!
 //! Conventions: `InferenceSpecification.Containers[0].ModelDataUrl` is the plugin's
 //! `s3://` URL; `CustomerMetadataProperties` carry `plugin-sha256` (hex, required),
-//! `plugin-signature` (optional) and `wit-world`; `ModelMetrics.ModelQuality.Statistics`
+//! `plugin-signature` (optional), `wit-world` and `rollout` (optional: the version's
+//! rollout policy overrides, JSON); `ModelMetrics.ModelQuality.Statistics`
 //! points at the held-out metrics JSON.
 
 use aws_sdk_sagemaker::Client;
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 pub const SHA256_PROPERTY: &str = "plugin-sha256";
 pub const SIGNATURE_PROPERTY: &str = "plugin-signature";
 pub const WORLD_PROPERTY: &str = "wit-world";
+pub const ROLLOUT_PROPERTY: &str = "rollout";
 /// Most recent versions considered per poll: one page of `ListModelPackages`.
 const PAGE_SIZE: i32 = 100;
 
@@ -57,6 +59,9 @@ pub struct VersionDetails {
     pub world: Option<String>,
     pub metrics_url: Option<String>,
     pub description: Option<String>,
+    /// Its rollout policy overrides (JSON), if it carries any.
+    #[serde(default)]
+    pub rollout: Option<String>,
 }
 
 /// What `publish` registers.
@@ -69,6 +74,7 @@ pub struct NewVersion<'a> {
     pub description: Option<&'a str>,
     pub container_image: &'a str,
     pub approve: bool,
+    pub rollout: Option<&'a str>,
 }
 
 #[derive(Clone)]
@@ -176,6 +182,7 @@ impl ModelRegistry {
                 .and_then(|q| q.statistics())
                 .and_then(|s| s.s3_uri().map(str::to_string)),
             description: out.model_package_description().map(str::to_string),
+            rollout: properties.get(ROLLOUT_PROPERTY).cloned(),
         })
     }
 
@@ -249,6 +256,9 @@ impl ModelRegistry {
         ]);
         if let Some(signature) = new.signature {
             properties.insert(SIGNATURE_PROPERTY.to_string(), signature.to_string());
+        }
+        if let Some(rollout) = new.rollout {
+            properties.insert(ROLLOUT_PROPERTY.to_string(), rollout.to_string());
         }
         let metrics = new.metrics_url.map(|url| {
             let source = MetricsSource::builder().content_type("application/json").s3_uri(url).build();

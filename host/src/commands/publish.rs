@@ -9,6 +9,7 @@ use crate::aws::AwsClients;
 use crate::aws::s3::{ObjectStore, S3Url};
 use crate::aws::sagemaker::{ModelRegistry, NewVersion};
 use crate::config::PublishArgs;
+use crate::rollout::policy::RolloutPolicy;
 use anyhow::{Context, bail};
 use serde_json::json;
 
@@ -41,6 +42,8 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+
+    let rollout = args.rollout.as_deref().map(rollout_policy).transpose()?;
 
     let aws = AwsClients::from_env(&args.aws).await;
     let registry = ModelRegistry::new(aws.sagemaker, &args.group.group);
@@ -92,15 +95,32 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
             description: Some(&description),
             container_image: &args.container_image,
             approve: args.approve,
+            rollout: rollout.as_deref(),
         })
         .await?;
     let status = if args.approve { "Approved" } else { "PendingManualApproval" };
     let summary = json!({
         "group": args.group.group, "version": version, "approval_status": status,
         "artifact_url": plugin_url.to_string(), "sha256": sha256, "metrics_url": metrics_url,
-        "signed": signature.is_some(),
+        "signed": signature.is_some(), "rollout": rollout,
         "model": model.info.name, "plugin_version": model.info.version,
     });
     println!("{summary}");
     Ok(())
+}
+
+/// `--rollout`: the policy overrides (inline JSON, or a file holding them), checked as a
+/// host will check them, and written compactly.
+fn rollout_policy(setting: &str) -> anyhow::Result<String> {
+    let path = std::path::Path::new(setting);
+    let text = if path.is_file() {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        setting.to_string()
+    };
+    let compact = serde_json::from_str::<serde_json::Value>(&text)
+        .map(|json| json.to_string())
+        .unwrap_or_else(|_| text.trim().to_string());
+    RolloutPolicy::DEFAULT.with_overrides(Some(&compact)).map_err(|e| anyhow::anyhow!("--rollout: {e}"))?;
+    Ok(compact)
 }

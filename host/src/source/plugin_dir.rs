@@ -3,13 +3,16 @@
 //!
 //! Naming scheme: `<name>-<version>.wasm`, where `<version>` is dot-separated numbers
 //! (`3`, `1.2.0`) compared numerically; held-out metrics may sit beside it as
-//! `<name>-<version>.metrics.json`, and its signature (base64, see
-//! [`crate::artifact::signature`]) as `<name>-<version>.wasm.sig`. Other files are ignored. Copy a new version in under
+//! `<name>-<version>.metrics.json`, its signature (base64, see
+//! [`crate::artifact::signature`]) as `<name>-<version>.wasm.sig`, and its rollout policy
+//! overrides as `<name>-<version>.rollout.json`. Other files are ignored. Copy a new version in under
 //! a temporary name and rename it, so the watcher never sees half a file (a half file is
 //! refused and retried once complete, but logs an error meanwhile).
 //!
 //! Rules, applied after every change and on a periodic rescan:
-//! - a version higher than the serving one replaces it once it loads;
+//! - a version higher than the serving one replaces it once it loads (under a phased
+//!   rollout policy: is judged as a candidate, and replaces it once promoted; with
+//!   nothing serving yet, the version below it serves first);
 //! - rewriting the serving version's file with different bytes reloads it;
 //! - a broken file is refused once (by digest and signature) and the serving version stays;
 //! - deleting the serving version's file falls back to the highest remaining version,
@@ -18,7 +21,7 @@
 
 use super::control::{AvailableVersion, Command, ControlError, Controlled, VersionLocation, handle};
 use crate::artifact::{Artifact, MAX_PLUGIN_BYTES, MAX_SIDECAR_BYTES, Origin};
-use crate::loader::Loader;
+use crate::loader::{Loader, Offered};
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::cmp::Ordering;
@@ -71,6 +74,7 @@ pub struct Candidate {
     pub wasm: PathBuf,
     pub metrics: PathBuf,
     pub signature: PathBuf,
+    pub rollout: PathBuf,
 }
 
 /// Parses `<name>-<version>.wasm`; anything else is not a candidate.
@@ -86,6 +90,7 @@ pub fn parse_candidate(path: &Path) -> Option<Candidate> {
         wasm: path.to_path_buf(),
         metrics: path.with_file_name(format!("{stem}.metrics.json")),
         signature: path.with_file_name(format!("{stem}.wasm.sig")),
+        rollout: path.with_file_name(format!("{stem}.rollout.json")),
     })
 }
 
@@ -140,21 +145,42 @@ impl PluginDirSource {
         if self.loader.slot().pinned().is_some() {
             return;
         }
+        if self.reconcile_pass().await {
+            self.reconcile_pass().await;
+        }
+    }
+
+    /// One pass of [`Self::reconcile_dir`]; `true` if the newest version was passed over
+    /// for a first stable one, to be judged in a second pass.
+    async fn reconcile_pass(&self) -> bool {
         let mut candidates = match self.scan() {
             Ok(candidates) => candidates,
             Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot read plugin directory");
-                return;
+                return false;
             }
         };
         candidates.sort_by(|a, b| b.version.cmp(&a.version));
 
-        let serving = self.loader.slot().current();
+        let slot = self.loader.slot();
+        let serving = slot.current();
         // The bundled plugin yields to any version in the directory.
         let serving = serving.filter(|m| m.origin != Origin::Bundled);
         let serving_version = serving.as_ref().and_then(|m| Version::parse(&m.version));
+        let judging = slot.rollout().filter(|r| matches!(r.candidate.origin, Origin::PluginDir { .. }));
+        if let Some(judging) = &judging
+            && !candidates.iter().any(|c| c.label == judging.candidate.version)
+        {
+            slot.withdraw_rollout(format!("the file of version {} is gone", judging.candidate.version));
+        }
+        let judging = judging.map(|r| r.candidate.version.clone());
 
-        for candidate in candidates {
+        let mut passed_over = false;
+        let count = candidates.len();
+        for (i, candidate) in candidates.into_iter().enumerate() {
+            if judging.as_deref() == Some(candidate.label.as_str()) {
+                return false;
+            }
             let Some(artifact) = read_artifact(&candidate) else { continue };
             let order = serving_version.as_ref().map(|v| candidate.version.cmp(v));
             if order == Some(Ordering::Equal) {
@@ -163,13 +189,31 @@ impl PluginDirSource {
                     let _ = self.loader.load_and_swap(artifact).await;
                 }
                 // Same version: whatever happened, the serving version stays (or was reloaded).
-                return;
+                return false;
             }
             if self.loader.is_refused(&artifact.identity()) {
                 continue;
             }
-            if self.loader.load_and_swap(artifact).await.is_ok() {
-                return;
+            // Nothing serves and this version would be judged: serve the one below it
+            // first, so that it has a stable version to be judged against.
+            let phased = self.loader.policy_of(artifact.rollout.as_deref()).is_ok_and(|p| p.is_phased());
+            if slot.current().is_none() && phased && i + 1 < count && !passed_over {
+                tracing::info!(version = %artifact.version, "judging the newest version once the one below it serves");
+                passed_over = true;
+                continue;
+            }
+            // A version below the serving one takes over because the serving one's file
+            // is gone: an operator's withdrawal, carried out at once.
+            if order == Some(Ordering::Less) {
+                if self.loader.load_and_swap(artifact).await.is_ok() {
+                    return false;
+                }
+                continue;
+            }
+            match self.loader.offer(artifact).await {
+                Ok(Offered::Serving) => return passed_over,
+                Ok(Offered::Judging) => return false,
+                Err(_) => {}
             }
         }
         // Nothing in the directory can take over. If the serving version's file is gone
@@ -183,6 +227,7 @@ impl PluginDirSource {
         {
             let _ = self.loader.load_and_swap(fallback.clone()).await;
         }
+        false
     }
 
     fn scan(&self) -> std::io::Result<Vec<Candidate>> {
@@ -256,8 +301,13 @@ fn read_artifact(candidate: &Candidate) -> Option<Artifact> {
     });
     let signature =
         read_sidecar(&candidate.signature).map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string());
+    let rollout = read_sidecar(&candidate.rollout).map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
     let origin = Origin::PluginDir { path: candidate.wasm.clone() };
-    Some(Artifact::new(candidate.label.clone(), origin, bytes, metrics).with_signature(signature))
+    Some(
+        Artifact::new(candidate.label.clone(), origin, bytes, metrics)
+            .with_signature(signature)
+            .with_rollout(rollout),
+    )
 }
 
 /// A metrics or signature file's bytes; `None` when there is none, or (with a warning)

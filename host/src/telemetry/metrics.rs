@@ -14,6 +14,11 @@
 //! | `model_load_failures_total` | `kind`: a `slot::LoadFailureKind` |
 //! | `grpc_requests_total`, `grpc_request_duration_seconds` | `rpc`, `code` (the first only) |
 //! | `model_serving` | `model_version`, `digest`: 1 for the serving version, 0 for those it replaced |
+//! | `rollout_phase` | `phase` (`shadow`, `canary`): 1 for the phase a candidate is in, 0 otherwise |
+//! | `rollout_agreement_ratio` | share of shadowed rows on which the candidate chose the stable label |
+//! | `rollout_calls_total` | `model_version`, `role` (`stable`, `candidate`), `outcome` (`ok`, `failed`) |
+//! | `rollout_shadow_skipped_total` | |
+//! | `rollout_decisions_total` | `action`: a `rollout::Action` |
 
 use axum::http::Method;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
@@ -202,4 +207,56 @@ pub fn declare_load_failure_kinds(kinds: impl IntoIterator<Item = &'static str>)
     for kind in kinds {
         counter!("model_load_failures_total", "kind" => kind).increment(0);
     }
+}
+
+/// One rollout's counts of judged plugin calls, registered when it starts: the shadow
+/// thread counts without touching the registry (and its locks) per call.
+pub struct RolloutCalls {
+    /// By role (stable, candidate), then outcome (ok, failed).
+    counters: [[Counter; 2]; 2],
+}
+
+impl RolloutCalls {
+    pub fn new(stable: &str, candidate: &str) -> Self {
+        prometheus();
+        let series = |version: &str, role: &'static str| {
+            ["ok", "failed"].map(|outcome| {
+                let labels = [
+                    ("model_version", version.to_string()),
+                    ("role", role.to_string()),
+                    ("outcome", outcome.to_string()),
+                ];
+                counter!("rollout_calls_total", &labels)
+            })
+        };
+        Self { counters: [series(stable, "stable"), series(candidate, "candidate")] }
+    }
+
+    pub fn record(&self, candidate: bool, failed: bool) {
+        self.counters[usize::from(candidate)][usize::from(failed)].increment(1);
+    }
+}
+
+/// A shadow copy skipped because shadow work was behind.
+pub fn rollout_shadow_skipped() {
+    counter!("rollout_shadow_skipped_total").increment(1);
+}
+
+/// The phase a candidate is in (`None`: no rollout in progress).
+pub fn rollout_phase(phase: Option<&'static str>) {
+    for each in ["shadow", "canary"] {
+        gauge!("rollout_phase", "phase" => each).set(if Some(each) == phase { 1.0 } else { 0.0 });
+    }
+}
+
+/// The candidate's agreement with the stable version so far in its shadow phase.
+pub fn rollout_agreement(agreement: Option<f64>) {
+    if let Some(agreement) = agreement {
+        gauge!("rollout_agreement_ratio").set(agreement);
+    }
+}
+
+/// A rollout decision, by `rollout::Action`.
+pub fn rollout_decision(action: &'static str) {
+    counter!("rollout_decisions_total", "action" => action).increment(1);
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 use json_line::{JsonLine, SpanFields};
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
+use std::time::SystemTime;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -126,4 +127,14 @@ pub fn init(format: LogFormat) {
     } else {
         builder.try_init()
     };
+}
+
+/// RFC 3339 UTC with milliseconds, as every timestamp in the API is written.
+pub fn format_time(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Serde helper for [`format_time`].
+pub fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_time(*time))
 }

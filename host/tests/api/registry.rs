@@ -128,6 +128,7 @@ fn by_hand<'a>(artifact_url: &'a str, sha256: &'a str) -> NewVersion<'a> {
         description: Some("registered by hand"),
         container_image: "predict-host",
         approve: false,
+        rollout: None,
     }
 }
 
@@ -483,4 +484,101 @@ async fn with_a_public_key_only_versions_published_with_the_signing_key_serve() 
     assert_eq!(host.serving_version().await, signed.to_string());
     let info = host.get_json("/model/info").await.1;
     assert_eq!((info["signed"].as_bool(), info["signature_verified"].as_bool()), (Some(true), Some(true)));
+}
+
+/// `/model/info`'s rollout of `host`, once `check` holds of it (within 30 s).
+async fn rollout_when(host: &HostProcess, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let rollout = host.get_json("/model/info").await.1["rollout"].clone();
+        if check(&rollout) {
+            return rollout;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            panic!("rollout never reached {what}: {rollout:#}\nlog:\n{}", host.log_text());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Judging version 2 in shadow, nothing counted against it yet.
+fn judging_afresh(rollout: &Value) -> bool {
+    rollout["candidate_version"] == "2" && rollout["phase"] == "shadow" && rollout["outcome"].is_null()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_rollout_judges_the_candidate_again_and_a_rollback_rejects_it() {
+    let registry = Registry::start();
+    let (v1, _) = registry.publish_file(fixtures::MISBEHAVE, true, "stable");
+    assert_eq!(v1, 1);
+    let never = [("ROLLOUT_STRATEGY", "phased"), ("ROLLOUT_MIN_REQUESTS", "1000000000")];
+    let cache = tempfile::tempdir().unwrap();
+    let first = registry.host_with(cache.path(), &never);
+    first.wait_ready(Duration::from_secs(30)).await;
+
+    // Version 2 is approved and judged in shadow; it has been shadowing for a while when
+    // the host stops.
+    let (v2, _) = registry.publish_with(
+        fixtures::CANDIDATE,
+        true,
+        "candidate",
+        &["--rollout", r#"{"canary_percent": 20}"#],
+    );
+    assert_eq!(v2, 2);
+    rollout_when(&first, "shadow", judging_afresh).await;
+    for i in 0..50 {
+        let body = json!({ "action": format!("ok-{i}") });
+        let response = first.client.post(first.url("/predict")).json(&body).send().await.unwrap();
+        assert_eq!(response.headers()["x-model-version"], "1");
+    }
+    let judged =
+        rollout_when(&first, "shadowed requests", |r| r["figures"]["compared_rows"].as_u64() > Some(0)).await;
+    assert_eq!(judged["policy"]["canary_percent"], 20.0, "the version's own policy applies");
+    assert!(first.terminate().success());
+
+    // Restarted on the same cache: the last promoted version serves and the candidate is
+    // judged from the start, not promoted.
+    let restarted = registry.host_with(cache.path(), &never);
+    restarted.wait_ready(Duration::from_secs(30)).await;
+    assert_eq!(restarted.serving_version().await, "1");
+    let again = rollout_when(&restarted, "shadow", judging_afresh).await;
+    assert_eq!(again["decisions"].as_array().unwrap().len(), 1, "{again:#}");
+
+    // A new pod with an empty cache: the version before the newest serves first, and the
+    // newest is judged against it.
+    let empty = tempfile::tempdir().unwrap();
+    let fresh = registry.host_with(empty.path(), &never);
+    fresh.wait_ready(Duration::from_secs(30)).await;
+    assert_eq!(fresh.serving_version().await, "1");
+    rollout_when(&fresh, "shadow", judging_afresh).await;
+
+    // A pod that judges quickly and may reject: the candidate disagrees on every row,
+    // is rolled back, and marked Rejected, so the other pods drop it too.
+    let strict = [
+        ("ROLLOUT_STRATEGY", "phased"),
+        ("ROLLOUT_MIN_REQUESTS", "50"),
+        ("ROLLOUT_REJECT_IN_REGISTRY", "true"),
+    ];
+    let judge_cache = tempfile::tempdir().unwrap();
+    let judge = registry.host_with(judge_cache.path(), &strict);
+    judge.wait_ready(Duration::from_secs(30)).await;
+    rollout_when(&judge, "shadow", judging_afresh).await;
+    for i in 0..200 {
+        let body = json!({ "action": format!("differ-{i}") });
+        let response = judge.client.post(judge.url("/predict")).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let rolled_back = rollout_when(&judge, "a rollback", |r| r["outcome"] == "roll_back").await;
+    assert!(rolled_back["decisions"].to_string().contains("label on 0.00%"), "{rolled_back:#}");
+    let models = ModelRegistry::new(registry.clients().await.sagemaker, GROUP);
+    let rejected = within(Duration::from_secs(30), || async {
+        let arn = models.arn_of(v2).await.unwrap();
+        models.describe(&arn).await.unwrap().approval_status == "Rejected"
+    });
+    assert!(rejected.await.is_some(), "version 2 was not rejected; log:\n{}", judge.log_text());
+    for host in [&restarted, &fresh] {
+        let withdrawn = rollout_when(host, "a withdrawal", |r| r["outcome"] == "supersede").await;
+        assert!(withdrawn["decisions"].to_string().contains("no longer approved"), "{withdrawn:#}");
+        assert_eq!(host.serving_version().await, "1");
+    }
 }

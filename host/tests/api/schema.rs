@@ -184,3 +184,51 @@ async fn with_no_version_loaded_the_documented_bodies_are_the_bodies_sent() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_rollouts_bodies_are_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(plugin_artifacts::fixtures::MISBEHAVE, dir.path().join("misbehave-1.wasm")).unwrap();
+    let flags = [
+        "--plugin-dir",
+        dir.path().to_str().unwrap(),
+        "--admin-token",
+        TOKEN,
+        "--rollout-strategy",
+        "phased",
+    ];
+    let app = spawn_ready_app(&flags).await;
+    let doc = document(&app).await;
+    let components = strict_components(&doc);
+    let (c, url) = (&app.client, |path: &str| app.url(path));
+    let (status, body) = send(c.get(url("/admin/rollout")).bearer_auth(TOKEN)).await;
+    assert_eq!(status, 404);
+    assert_documented(&doc, &components, "get", "/admin/rollout", status, &body);
+
+    std::fs::copy(plugin_artifacts::fixtures::CANDIDATE, dir.path().join("misbehave-2.wasm")).unwrap();
+    let judging = crate::helpers::within(std::time::Duration::from_secs(30), || async {
+        app.info().await["rollout"]["candidate_version"] == "2"
+    });
+    assert!(judging.await.is_some());
+    for _ in 0..20 {
+        assert_eq!(
+            c.post(url("/predict")).json(&json!({"action": "ok"})).send().await.unwrap().status(),
+            200
+        );
+    }
+    let samples: Vec<(&str, &str, reqwest::RequestBuilder, u16)> = vec![
+        ("get", "/model/info", c.get(url("/model/info")), 200),
+        ("get", "/admin/rollout", c.get(url("/admin/rollout")).bearer_auth(TOKEN), 200),
+        ("post", "/admin/rollout/pause", c.post(url("/admin/rollout/pause")).bearer_auth(TOKEN), 200),
+        ("post", "/admin/rollout/resume", c.post(url("/admin/rollout/resume")).bearer_auth(TOKEN), 200),
+        ("post", "/admin/rollout/promote", c.post(url("/admin/rollout/promote")).bearer_auth(TOKEN), 200),
+        ("post", "/admin/rollout/abort", c.post(url("/admin/rollout/abort")).bearer_auth(TOKEN), 409),
+        ("get", "/model/info", c.get(url("/model/info")), 200),
+    ];
+    for (method, path, request, status) in samples {
+        let (got, body) = send(request).await;
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert_documented(&doc, &components, method, path, status, &body);
+    }
+    assert_eq!(app.info().await["rollout"]["outcome"], "promote");
+}

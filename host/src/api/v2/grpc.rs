@@ -8,6 +8,7 @@ use super::failure::Failure;
 use super::schema::{Datatype, InferInputTensor, OutputName};
 use super::tensors::{known_output, refuse_repeats, to_rows};
 use super::{ModelPath, PLATFORM, metadata, serving};
+use crate::api::scoring::{ROUTING_KEY_HEADER, Routing};
 use crate::api::{ApiError, AppState};
 use crate::model::PredictFailure;
 use crate::telemetry::metrics;
@@ -190,13 +191,27 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
-        observed("ModelInfer", self.infer(request.into_inner())).await
+        let key =
+            request.metadata().get(ROUTING_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        observed("ModelInfer", self.infer(request.into_inner(), key)).await
     }
 }
 
 impl Inference {
-    async fn infer(&self, request: ModelInferRequest) -> Result<Response<ModelInferResponse>, Status> {
+    /// Answers one request; `key` is its `x-routing-key` metadata, if any.
+    async fn infer(
+        &self,
+        request: ModelInferRequest,
+        key: Option<String>,
+    ) -> Result<Response<ModelInferResponse>, Status> {
         let state = &self.state;
+        let named_version = !request.model_version.is_empty();
+        let key = key.or_else(|| routing_parameter(&request)).or_else(|| Some(request.id.clone()));
+        let routing = if named_version {
+            Routing::Stable
+        } else {
+            Routing::Split(key.as_deref().filter(|k| !k.is_empty()))
+        };
         let model =
             serving(state, &model_path(request.model_name, request.model_version)).map_err(status_of)?;
         let raw = !request.raw_input_contents.is_empty();
@@ -216,14 +231,14 @@ impl Inference {
         let outputs = requested(&request.outputs).map_err(failure_status)?;
         let (rows, _) =
             to_rows(&tensors, &model.info.inputs, state.max_batch_rows).map_err(failure_status)?;
-        let predictions =
-            state.score(&model, rows).await.map_err(status_of)?.map_err(|failure| match failure {
-                // The plugin refusing a row is the caller's fault, as over REST.
-                PredictFailure::InvalidInput { row, message } => {
-                    Status::invalid_argument(format!("batch element {row}: {message}"))
-                }
-                failure => status_of(ApiError::Plugin { failure, version: model.version.clone() }),
-            })?;
+        let (model, outcome) = state.score(&model, rows, routing).await.map_err(status_of)?;
+        let predictions = outcome.map_err(|failure| match failure {
+            // The plugin refusing a row is the caller's fault, as over REST.
+            PredictFailure::InvalidInput { row, message } => {
+                Status::invalid_argument(format!("batch element {row}: {message}"))
+            }
+            failure => status_of(ApiError::Plugin { failure, version: model.version.clone() }),
+        })?;
 
         let mut response = ModelInferResponse {
             model_name: model.info.name.clone(),
@@ -264,6 +279,14 @@ impl Inference {
 }
 
 /// The outputs to answer with, in order: those requested, or all of them.
+/// The request's `routing_key` parameter, if it is a string.
+fn routing_parameter(request: &ModelInferRequest) -> Option<String> {
+    match request.parameters.get("routing_key")?.parameter_choice.as_ref()? {
+        infer_parameter::ParameterChoice::StringParam(key) => Some(key.clone()),
+        _ => None,
+    }
+}
+
 fn requested(
     outputs: &[model_infer_request::InferRequestedOutputTensor],
 ) -> Result<Vec<OutputName>, Failure> {

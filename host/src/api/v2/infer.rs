@@ -10,6 +10,7 @@ use super::schema::{BinaryOutput, InferRequest, InferResponse, OutputName, Outpu
 use super::tensors::{parse_request, refuse_repeats, to_rows};
 use super::{ModelName, ModelPath, ModelVersion, TAG, serving};
 use crate::api::rows::json_kind;
+use crate::api::scoring::Routing;
 use crate::api::{ApiError, AppState, ErrorBody, MODEL_VERSION_HEADER};
 use crate::model::PredictFailure;
 use axum::Json;
@@ -119,7 +120,12 @@ async fn infer(
     let outputs = requested_outputs(&request)?;
     let (rows, _) = to_rows(&request.inputs, &model.info.inputs, state.max_batch_rows)?;
 
-    let predictions = state.score(&model, rows).await?.map_err(|failure| match failure {
+    let routing = match &path.version {
+        Some(_) => Routing::Stable,
+        None => Routing::from_headers(headers, routing_key(&request)),
+    };
+    let (model, outcome) = state.score(&model, rows, routing).await?;
+    let predictions = outcome.map_err(|failure| match failure {
         // The plugin refusing a row is the caller's fault: a bad request, as V2 has it.
         PredictFailure::InvalidInput { row, message } => {
             Failure::BadRequest(format!("batch element {row}: {message}"))
@@ -158,6 +164,13 @@ async fn infer(
         response.headers_mut().insert(MODEL_VERSION_HEADER, version);
     }
     Ok(response)
+}
+
+/// The key a V2 request is routed by during a canary, after the `x-routing-key`
+/// header: its `routing_key` parameter, or else its `id`.
+pub(super) fn routing_key(request: &InferRequest) -> Option<&str> {
+    let parameter = request.parameters.as_ref().and_then(|p| p.get("routing_key")).and_then(Value::as_str);
+    parameter.or(request.id.as_deref())
 }
 
 /// The outputs to answer with, in order, each with whether it goes in binary: those

@@ -15,6 +15,13 @@
 //!
 //! While an operator has pinned a version the registry is not polled; `pin` loads any
 //! version of the group (from the registry, or from the cache when it is down).
+//!
+//! Under a phased rollout policy a newer approval is judged as a candidate before it
+//! serves, and only a version that serves becomes the cache's last good one. So a host
+//! restarted mid-rollout serves the last promoted version and judges the candidate again
+//! from the start; a host with no such record judges the newest Approved version against
+//! the one before it. With `ROLLOUT_REJECT_IN_REGISTRY`, a candidate rolled back is also
+//! marked Rejected, so the whole fleet stops offering it.
 
 pub mod cache;
 
@@ -22,8 +29,9 @@ use super::control::{AvailableVersion, Command, ControlError, Controlled, Versio
 use crate::artifact::{Artifact, MAX_PLUGIN_BYTES, MAX_SIDECAR_BYTES, Origin, identity, sha256_hex};
 use crate::aws::s3::{FetchError, ObjectStore, S3Url};
 use crate::aws::sagemaker::{ModelRegistry, RegistryError, VersionDetails, VersionSummary};
-use crate::loader::Loader;
+use crate::loader::{Loader, Offered};
 use crate::slot::{LoadFailureKind, LoadFailureRecord};
+use aws_sdk_sagemaker::types::ModelApprovalStatus;
 use cache::{ArtifactCache, CachedVersion};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
@@ -46,6 +54,19 @@ pub struct RegistrySource {
     failures: u32,
     /// Approved versions as of the last successful poll.
     approved: Vec<VersionSummary>,
+    /// The version last recorded as the cache's last good one.
+    last_good: Option<u32>,
+    /// Whether candidates rolled back are marked Rejected in the registry.
+    reject_rolled_back: bool,
+    /// Rolled-back versions still to mark Rejected (the registry was down).
+    to_reject: Vec<u32>,
+}
+
+/// What one pass over the Approved versions ended with.
+enum Pass {
+    Done,
+    /// The newest version was passed over for a first stable one: look again.
+    Again,
 }
 
 impl RegistrySource {
@@ -65,7 +86,17 @@ impl RegistrySource {
             retry_at: HashMap::new(),
             failures: 0,
             approved: Vec::new(),
+            last_good: None,
+            reject_rolled_back: false,
+            to_reject: Vec::new(),
         }
+    }
+
+    /// Marks candidates rolled back as Rejected in the registry (needs a role that may
+    /// update model packages).
+    pub fn rejecting_rolled_back(mut self, reject: bool) -> Self {
+        self.reject_rolled_back = reject;
+        self
     }
 
     /// Serves the cached last good version, then polls for the life of the process and
@@ -114,18 +145,41 @@ impl RegistrySource {
         if self.loader.slot().pinned().is_some() {
             return Ok(());
         }
+        self.reject_rolled_back_versions().await;
         let approved = self.registry.approved_versions().await?;
         // The registry answered, so an outage is over before any version it names swaps
         // in: whoever sees the new version also sees the error gone.
         self.loader.slot().set_source_error(None);
         self.approved.clone_from(&approved);
-        let serving = self.loader.slot().current().and_then(|m| match &m.origin {
+        let judging = self.loader.slot().rollout().and_then(|r| self.registry_version(&r.candidate.origin));
+        if let Some(judging) = judging.filter(|j| !approved.iter().any(|v| v.version == *j)) {
+            self.loader.slot().withdraw_rollout(format!("version {judging} is no longer approved"));
+        }
+        let mut outcome = self.pass(&approved).await;
+        if matches!(outcome, Ok(Pass::Again)) {
+            outcome = self.pass(&approved).await;
+        }
+        self.record_last_good();
+        outcome.map(|_| ())
+    }
+
+    /// The group's version number of a version from this registry.
+    fn registry_version(&self, origin: &Origin) -> Option<u32> {
+        match origin {
             Origin::Registry(d) if d.group == self.registry.group() => Some(d.version),
             _ => None,
-        });
-        for summary in &approved {
-            if Some(summary.version) == serving {
-                return Ok(());
+        }
+    }
+
+    /// Offers the highest Approved version that can load, unless it serves or is judged.
+    async fn pass(&mut self, approved: &[VersionSummary]) -> Result<Pass, RegistryError> {
+        let slot = Arc::clone(self.loader.slot());
+        let serving = slot.current().and_then(|m| self.registry_version(&m.origin));
+        let judging = slot.rollout().and_then(|r| self.registry_version(&r.candidate.origin));
+        let mut passed_over = false;
+        for (i, summary) in approved.iter().enumerate() {
+            if Some(summary.version) == serving || Some(summary.version) == judging {
+                return Ok(Pass::Done);
             }
             if self.retry_at.get(&summary.version).is_some_and(|(_, at)| Instant::now() < *at) {
                 continue;
@@ -142,16 +196,37 @@ impl RegistrySource {
             if self.loader.is_refused(&details_identity(&details)) {
                 continue;
             }
+            // Nothing serves and a newer version would be judged: serve the one before
+            // it first, so that it has a stable version to be judged against.
+            let phased = self.loader.policy_of(details.rollout.as_deref()).is_ok_and(|p| p.is_phased());
+            if serving.is_none()
+                && slot.current().is_none()
+                && phased
+                && i + 1 < approved.len()
+                && !passed_over
+            {
+                tracing::info!(
+                    version = details.version,
+                    "judging the newest version once the one before it serves"
+                );
+                passed_over = true;
+                continue;
+            }
             match self.fetch(&details).await {
                 Ok(artifact) => {
                     self.retry_at.remove(&summary.version);
-                    if self.loader.load_and_swap(artifact).await.is_ok() {
-                        if let Some(cache) = &self.cache
-                            && let Err(e) = cache.set_last_good(self.registry.group(), details.version)
-                        {
-                            tracing::warn!(error = %e, "cannot record the last good version in the cache");
+                    // A version below the serving one takes over because the serving
+                    // one is no longer approved: carried out at once.
+                    if serving.is_some_and(|s| summary.version < s) {
+                        if self.loader.load_and_swap(artifact).await.is_ok() {
+                            return Ok(Pass::Done);
                         }
-                        return Ok(());
+                        continue;
+                    }
+                    match self.loader.offer(artifact).await {
+                        Ok(Offered::Serving) if passed_over => return Ok(Pass::Again),
+                        Ok(_) => return Ok(Pass::Done),
+                        Err(_) => {}
                     }
                 }
                 Err(e) => self.version_failed(
@@ -165,7 +240,41 @@ impl RegistrySource {
         if serving.is_some() && !approved.iter().any(|v| Some(v.version) == serving) {
             tracing::warn!(version = ?serving, "the serving version is no longer approved and no other version can take over; it keeps serving");
         }
-        Ok(())
+        Ok(Pass::Done)
+    }
+
+    /// Records the serving version as the cache's last good one, once it changes.
+    fn record_last_good(&mut self) {
+        let serving = self.loader.slot().current().and_then(|m| self.registry_version(&m.origin));
+        let (Some(cache), Some(version)) = (&self.cache, serving) else { return };
+        if self.last_good == Some(version) {
+            return;
+        }
+        match cache.set_last_good(self.registry.group(), version) {
+            Ok(()) => self.last_good = Some(version),
+            Err(e) => tracing::warn!(error = %e, "cannot record the last good version in the cache"),
+        }
+    }
+
+    /// Marks candidates rolled back since the last poll as Rejected, when configured;
+    /// those the registry did not take are tried again at the next poll.
+    async fn reject_rolled_back_versions(&mut self) {
+        if !self.reject_rolled_back {
+            return;
+        }
+        let rolled_back = self.loader.slot().take_rolled_back();
+        self.to_reject.extend(rolled_back.iter().filter_map(|v| v.parse::<u32>().ok()));
+        let mut failed = Vec::new();
+        for version in std::mem::take(&mut self.to_reject) {
+            match self.registry.set_status(version, ModelApprovalStatus::Rejected).await {
+                Ok(()) => tracing::info!(version, "rolled-back version marked Rejected in the registry"),
+                Err(e) => {
+                    tracing::warn!(version, error = %e, "cannot mark a rolled-back version Rejected; trying again at the next poll");
+                    failed.push(version);
+                }
+            }
+        }
+        self.to_reject = failed;
     }
 
     /// The version's plugin and metrics, from the cache or S3, digest verified.
@@ -312,7 +421,10 @@ fn details_identity(details: &VersionDetails) -> String {
 fn artifact(cached: CachedVersion, bytes: Vec<u8>) -> Artifact {
     let version = cached.details.version.to_string();
     let signature = cached.details.signature.clone();
-    Artifact::new(version, Origin::Registry(cached.details), bytes, cached.metrics).with_signature(signature)
+    let rollout = cached.details.rollout.clone();
+    Artifact::new(version, Origin::Registry(Box::new(cached.details)), bytes, cached.metrics)
+        .with_signature(signature)
+        .with_rollout(rollout)
 }
 
 /// `base` after no failure; doubling per failure after that, up to [`MAX_BACKOFF`].

@@ -3,9 +3,15 @@
 //! A request takes an `Arc` of the current version and keeps it to the end, so a swap
 //! never disturbs calls in flight: the old version is freed when its last call ends.
 //! The previous version is kept for rollback; load failures are remembered for
-//! `/model/info` without touching what serves.
+//! `/model/info` without touching what serves. A new version may first be judged on
+//! live traffic as a candidate beside the serving one (`rollouts`).
+
+mod rollouts;
+
+pub use rollouts::{JUDGE_EVERY, NoRollout};
 
 use crate::model::LoadedModel;
+use crate::rollout::{Rollout, RolloutStatus};
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -36,10 +42,15 @@ pub enum LoadFailureKind {
     Fetch,
     /// Its registry record is broken (retried with backoff).
     Record,
+    /// The rollout policy it carries is not valid, or it cannot be judged beside the
+    /// serving version (its inputs differ).
+    Policy,
+    /// It was judged on live traffic and rolled back, or an operator aborted its rollout.
+    Rollout,
 }
 
 impl LoadFailureKind {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Signature,
         Self::Component,
         Self::Imports,
@@ -49,6 +60,8 @@ impl LoadFailureKind {
         Self::Panic,
         Self::Fetch,
         Self::Record,
+        Self::Policy,
+        Self::Rollout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +75,8 @@ impl LoadFailureKind {
             Self::Panic => "panic",
             Self::Fetch => "fetch",
             Self::Record => "record",
+            Self::Policy => "policy",
+            Self::Rollout => "rollout",
         }
     }
 }
@@ -75,7 +90,7 @@ pub struct LoadFailureRecord {
     pub digest: String,
     pub reason: String,
     /// When it was refused (RFC 3339, UTC).
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::telemetry::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: SystemTime,
 }
@@ -94,6 +109,14 @@ pub struct ServingSlot {
     /// The version an operator pinned: while set, sources stop following.
     pinned: ArcSwapOption<String>,
     draining: AtomicBool,
+    /// The candidate being judged beside the serving version, if any.
+    rollout: ArcSwapOption<Rollout>,
+    /// The last rollout that ended, for `/model/info`.
+    last_rollout: ArcSwapOption<RolloutStatus>,
+    /// Serialises starting and ending rollouts (the judge, operators and swaps race).
+    rollout_change: Mutex<()>,
+    /// Candidates rolled back or aborted, by identity (refused like failed loads).
+    rolled_back: Mutex<Vec<rollouts::RolledBack>>,
 }
 
 /// The source's latest failure to reach its backend (cleared once it answers again).
@@ -101,7 +124,7 @@ pub struct ServingSlot {
 pub struct SourceError {
     pub error: String,
     /// Since when (RFC 3339, UTC).
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::telemetry::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub since: SystemTime,
 }
@@ -133,6 +156,7 @@ impl ServingSlot {
         );
         self.failures.lock().expect("failures lock").remove(&incoming.version);
         self.serve(Arc::clone(&incoming));
+        self.supersede_rollout(&format!("version {} was swapped in", incoming.version));
         incoming
     }
 
@@ -160,6 +184,7 @@ impl ServingSlot {
         tracing::info!(version = %previous.version, replaced = self.current().map(|m| m.version.clone()).as_deref().unwrap_or("none"), "previous model version restored");
         let version = previous.version.clone();
         self.serve(previous);
+        self.supersede_rollout(&format!("version {version} was restored"));
         Some(version)
     }
 
@@ -223,14 +248,4 @@ impl ServingSlot {
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
-}
-
-/// RFC 3339 UTC with milliseconds, as every timestamp in the API is written.
-pub fn format_time(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
-}
-
-/// Serde helper for [`format_time`].
-pub fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&format_time(*time))
 }
