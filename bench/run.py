@@ -19,7 +19,9 @@ with Cranelift), and the ONNX path: the example's scikit-learn pipeline packaged
 batch size, package time, component size and load time. A rollout's cost: p99 at 16
 connections while a candidate shadows every request, against steady state. And the Open Inference
 Protocol: V2 REST with JSON tensors (wrk) beside gRPC `ModelInfer` with raw tensors, as
-`tritonclient.grpc` sends it (h2load, the same request each time), on one host.
+`tritonclient.grpc` sends it (h2load, the same request each time), on one host. The full
+run then measures the servers users would pick instead (bench/peers.py): MLServer on the
+same V2 request, every server's start to ready, and what each costs to run.
 
     bench/run.py            full run (about 4 minutes once built): writes target/bench/results.{json,md}
     bench/run.py --smoke    seconds per step, one concurrency level: keeps this from rotting
@@ -39,6 +41,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+
+import peers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = {
@@ -62,14 +66,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_ready(url, process, timeout=120):
+def wait_ready(url, process, body=SEED, timeout=120):
+    """Waits for a 200 from `url`: a POST of `body`, or a GET when it is None."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"{url}: the server exited with status {process.returncode} before answering")
         try:
-            body = json.dumps(SEED).encode()
-            request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+            data = None if body is None else json.dumps(body).encode()
+            request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
             if urllib.request.urlopen(request, timeout=2).status == 200:
                 return
         except OSError:
@@ -108,15 +113,15 @@ class Server:
     of MB in a full run), deleted when the server stopped cleanly and the step succeeded,
     and otherwise kept, with its path printed."""
 
-    def __init__(self, name, args, port, env=None, cwd=ROOT):
+    def __init__(self, name, args, port, env=None, cwd=ROOT, path="/predict", body=SEED):
         self.name, self.port = name, port
-        self.url = f"http://127.0.0.1:{port}/predict"
+        self.url = f"http://127.0.0.1:{port}{path}"
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=self.log, stderr=self.log
         )
         try:
-            wait_ready(self.url, self.process)
+            wait_ready(self.url, self.process, body)
         except BaseException:
             self.stop(failed=True)
             raise
@@ -128,6 +133,9 @@ class Server:
 
     def __exit__(self, error, *_):
         self.stop(failed=error is not None)
+
+    def cpu_seconds(self):
+        return peers.cpu_seconds(process_tree(self.process.pid))
 
     def peak_rss_kib(self):
         return memory_kib(self.process.pid, "VmHWM")
@@ -204,6 +212,8 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="a few seconds per step, concurrency 16 only")
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "bench"))
     parser.add_argument("--profile", help="cargo profile of both servers (default: dist; release with --smoke)")
+    parser.add_argument("--spot-price", type=float, default=0.0125,
+                        help="USD per hour of a t3.medium Spot node, for the cost table (default: 0.0125)")
     options = parser.parse_args()
     profile = options.profile or ("release" if options.smoke else "dist")
     built = os.path.join(ROOT, "target", profile)
@@ -218,7 +228,8 @@ def main():
     host_env = {"LOG_FORMAT": "json", "RUST_LOG": "info"}
     results = {"machine": machine(), "mode": "smoke" if options.smoke else "full", "profile": profile,
                "seconds": seconds,
-               "servers": {}, "batch": {}, "swap": {}, "packaged": {}, "protocol": {}, "shadow": {}}
+               "servers": {}, "batch": {}, "swap": {}, "packaged": {}, "protocol": {}, "shadow": {},
+               "peers": {}, "cold_start": {}}
 
     specs = [
         ("ceiling", [os.path.join(built, "bench-ceiling")], None, ROOT),
@@ -234,7 +245,9 @@ def main():
             wrk(server.url, SEED, 16, warmup)
             runs = {}
             for c in concurrency:
+                cpu = server.cpu_seconds()
                 runs[c] = wrk(server.url, SEED, c, seconds)
+                runs[c]["cpu_s"] = server.cpu_seconds() - cpu
                 print(f"{name:>12} c={c:<3} {runs[c]['rps']:>10.0f} req/s  p99 {fmt_us(runs[c]['p99_us'])}",
                       flush=True)
             results["servers"][name] = {"runs": runs, "idle_rss_kib": server.idle_rss_kib,
@@ -250,8 +263,50 @@ def main():
                                  os.path.dirname(train_csv), scratch)
 
     grpc_vs_rest(results, host_binary, host_env, [16] if options.smoke else [1, 16], seconds, warmup)
+    if not options.smoke:
+        against_peers(results, options, built, host_binary, host_env, train_csv, seconds, warmup, cores)
 
-    write_reports(results, options.out, concurrency)
+    write_reports(results, options.out, concurrency, options.spot_price)
+
+
+def against_peers(results, options, built, host_binary, host_env, train_csv, seconds, warmup, cores):
+    """MLServer on the same V2 request; cold starts of every server; cost (bench/peers.py)."""
+    incumbent_dir = os.path.join(ROOT, "bench", "incumbent")
+    python = peers.mlserver_python(options.out)
+    port = free_port()
+    request = peers.mlserver_request(SEED)
+    with tempfile.TemporaryDirectory(prefix="bench-mlserver-") as models:
+        command = peers.mlserver_repository(python, ROOT, train_csv, models, port, cores)
+        path = "/v2/models/price-sensitivity/infer"
+        with Server("mlserver", command, port, {}, models, path, request) as server:
+            wrk(server.url, request, 16, warmup)
+            runs = {}
+            for c in (1, 16):
+                cpu = server.cpu_seconds()
+                runs[c] = wrk(server.url, request, c, seconds)
+                runs[c]["cpu_s"] = server.cpu_seconds() - cpu
+                print(f"{'mlserver':>12} c={c:<3} {runs[c]['rps']:>10.0f} req/s  p99 {fmt_us(runs[c]['p99_us'])}",
+                      flush=True)
+            results["peers"]["mlserver"] = {"runs": runs, "idle_rss_kib": server.idle_rss_kib,
+                                            "peak_rss_kib": server.peak_rss_kib()}
+        ready = f"http://127.0.0.1:{port}/v2/health/ready"
+        cold = {"mlserver": peers.time_to_ready(command, ready, cwd=models, runs=3)}
+    host_port = free_port()
+    cold["predict-host, bundled plugin"] = peers.time_to_ready(
+        [host_binary, "serve", "--bind", "127.0.0.1", "--port", str(host_port), "--grpc-port", "0"],
+        f"http://127.0.0.1:{host_port}/ready", host_env)
+    metrics = os.path.join(os.path.dirname(train_csv), "metrics.json")
+    registry_cold, registry_warm = peers.registry_cold_starts(host_binary, bundled_wasm(built), metrics)
+    cold["predict-host, registry, empty cache"] = registry_cold
+    cold["predict-host, registry, warm cache"] = registry_warm
+    incumbent_port = free_port()
+    cold["incumbent"] = peers.time_to_ready(
+        [sys.executable, "serve.py", "app:app", "--host", "127.0.0.1", "--port", str(incumbent_port),
+         "--workers", str(cores), "--log-level", "warning"],
+        f"http://127.0.0.1:{incumbent_port}/predict", {"TRAIN_CSV": train_csv}, incumbent_dir, SEED, runs=3)
+    results["cold_start"] = cold
+    for name, c in cold.items():
+        print(f"  start to ready, {name}: {c['median_s'] * 1000:.0f} ms (best {c['best_s'] * 1000:.0f})", flush=True)
 
 
 def v2_tensors(row):
@@ -315,7 +370,9 @@ def grpc_vs_rest(results, host_binary, host_env, concurrency, seconds, warmup):
         wrk(rest_url, v2_tensors(SEED), 16, warmup)
         h2load(grpc_url, frame, 16, warmup)
         for c in concurrency:
+            cpu = server.cpu_seconds()
             rest = wrk(rest_url, v2_tensors(SEED), c, seconds)
+            rest["cpu_s"] = server.cpu_seconds() - cpu
             json_body = json.dumps(v2_tensors(SEED)).encode()
             rest_h2 = h2load(rest_url, json_body, c, seconds, ["content-type: application/json"])
             rest_h2["errors"] = 0
@@ -412,6 +469,7 @@ def shadow_vs_steady(results, built, host_binary, host_env, seconds, warmup, plu
     args = [host_binary, "serve", "--bind", "127.0.0.1", "--grpc-port", "0", "--port", str(port),
             "--plugin-dir", plugins]
     with Server("predict-host-shadow", args, port, env) as host:
+        one_version_kib = memory_kib(host.process.pid, "VmRSS")
         wrk(host.url, SEED, 16, warmup)
         steady = wrk(host.url, SEED, 16, seconds)
         target = os.path.join(plugins, "price-sensitivity-2.wasm")
@@ -422,6 +480,8 @@ def shadow_vs_steady(results, built, host_binary, host_env, seconds, warmup, plu
             if time.monotonic() > deadline:
                 raise SystemExit("the candidate never entered its shadow phase")
             time.sleep(0.1)
+        time.sleep(0.5)
+        two_versions_kib = memory_kib(host.process.pid, "VmRSS")
         wrk(host.url, SEED, 16, warmup)
         before = rollout_figures(port)["figures"]
         shadowing = wrk(host.url, SEED, 16, seconds)
@@ -432,7 +492,8 @@ def shadow_vs_steady(results, built, host_binary, host_env, seconds, warmup, plu
                              "p99_ratio": shadowing["p99_us"] / steady["p99_us"],
                              "rps_ratio": shadowing["rps"] / steady["rps"],
                              "compared": compared, "skipped": skipped,
-                             "agreement": after["agreement"]}
+                             "agreement": after["agreement"],
+                             "rss_one_version_kib": one_version_kib, "rss_two_versions_kib": two_versions_kib}
         print(f"{'shadow 100%':>12} c=16  {shadowing['rps']:>10.0f} req/s  p99 {fmt_us(shadowing['p99_us'])} "
               f"(steady {steady['rps']:.0f} req/s, p99 {fmt_us(steady['p99_us'])}); "
               f"{compared} shadowed, {skipped} skipped", flush=True)
@@ -486,7 +547,46 @@ def machine():
     return {"cpus": os.cpu_count(), "cpu": model, "kernel": os.uname().release}
 
 
-def write_reports(results, out, concurrency):
+def peer_report(results, spot_price):
+    """MLServer beside predict-host's V2 route, cold starts, and the cost table."""
+    ml = results["peers"]["mlserver"]["runs"]
+    v2 = results["protocol"][16]["rest"]
+    lines = ["", "MLServer 1.7.1 + mlserver-sklearn serving the incumbent's pipeline (one inference worker per "
+                 "core) against predict-host's V2 route, the same input tensors, wrk:", "",
+             "| server | connections | req/s | p50 | p99 | errors |", "|---|---|---|---|---|---|"]
+    for c, r in ml.items():
+        lines.append(f"| MLServer | {c} | {r['rps']:.0f} | {fmt_us(r['p50_us'])} | {fmt_us(r['p99_us'])} | "
+                     f"{r['errors'] + r['non_2xx']} |")
+    lines.append(f"| predict-host V2 REST | 16 | {v2['rps']:.0f} | {fmt_us(v2['p50_us'])} | {fmt_us(v2['p99_us'])} | "
+                 f"{v2['errors'] + v2['non_2xx']} |")
+    lines.append(f"| predict-host / MLServer | 16 | {v2['rps'] / ml[16]['rps']:.0f}× | | | |")
+    lines += ["", "Process start to the first ready answer (median of 5 starts, 3 for the Python servers; best "
+                  "in brackets):", "", "| server | start to ready |", "|---|---|"]
+    for name, c in results["cold_start"].items():
+        lines.append(f"| {name} | {c['median_s'] * 1000:.0f} ms ({c['best_s'] * 1000:.0f} ms) |")
+    servers = results["servers"]
+    measured = [("predict-host /predict", servers["predict-host"]["runs"][16]), ("predict-host V2 REST", v2),
+                ("incumbent (FastAPI)", servers["incumbent"]["runs"][16]), ("MLServer V2 REST", ml[16])]
+    lines += ["", f"Cost at 16 connections' requests per CPU-second: pods at the HPA's target ({peers.HPA_TARGET:.0%} "
+                  f"of a {peers.CPU_REQUEST * 1000:.0f}m CPU request), t3.medium nodes by request "
+                  f"({peers.NODE_CPU} vCPU allocatable), at ${spot_price}/hour Spot, {peers.HOURS_PER_MONTH} hours "
+                  "a month.", "",
+              "| server | req per CPU-second | pods for 1,000 req/s | $/month | pods for 10,000 req/s | $/month |",
+              "|---|---|---|---|---|---|"]
+    results["cost"] = {}
+    for name, run in measured:
+        per_cpu = run["requests"] / run["cpu_s"]
+        small, large = (peers.pods_and_cost(per_cpu, load, spot_price) for load in (1000, 10000))
+        results["cost"][name] = {"rps_per_cpu_s": per_cpu, "1000": small, "10000": large}
+        lines.append(f"| {name} | {per_cpu:.0f} | {small['pods']} | {small['monthly_usd']:.0f} | {large['pods']} | "
+                     f"{large['monthly_usd']:.0f} |")
+    s = results["shadow"]
+    lines += ["", f"Idle RSS of predict-host with one version loaded: {s['rss_one_version_kib'] / 1024:.1f} MiB; with "
+                  f"two (the stable version and a candidate in shadow): {s['rss_two_versions_kib'] / 1024:.1f} MiB."]
+    return lines
+
+
+def write_reports(results, out, concurrency, spot_price):
     servers = results["servers"]
     host, ceiling, incumbent = servers["predict-host"], servers["ceiling"], servers["incumbent"]
     lines = [
@@ -560,6 +660,8 @@ def write_reports(results, out, concurrency):
             lines.append(f"| {c} | {label} | {m['rps']:.0f} | "
                          f"{fmt_us(m['p50_us'])} | {fmt_us(m['p99_us'])} | {fmt_us(m['p999_us'])} | {errors:.0f} |")
         lines.append(f"| {c} | gRPC / REST over HTTP/1.1 | {r['grpc_over_rest']:.2f}× | | | | |")
+    if results["peers"]:
+        lines += peer_report(results, spot_price)
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)

@@ -14,29 +14,8 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI
 from pydantic import BaseModel
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-CATEGORICAL = ["BASKET_SIZE", "BASKET_TYPE", "STORE_REGION", "STORE_FORMAT", "PROD_CODE_20", "PROD_CODE_30"]
-NUMERIC = ["SPEND", "QUANTITY"]
-
-
-def fit(path):
-    data = pd.read_csv(path)
-    features = data[CATEGORICAL + NUMERIC]
-    labels = data["LABEL"]
-    encode = ColumnTransformer(
-        [
-            ("categories", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
-            ("amounts", Pipeline([("log", FunctionTransformer(np.log1p)), ("scale", StandardScaler())]), NUMERIC),
-        ]
-    )
-    model = Pipeline([("encode", encode), ("classify", LogisticRegression(max_iter=1000))])
-    model.fit(features, labels)
-    return model
-
+from pipeline import fit
 
 MODEL = fit(os.environ["TRAIN_CSV"])
 app = FastAPI()

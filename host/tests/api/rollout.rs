@@ -150,6 +150,7 @@ async fn a_canary_answers_its_share_and_a_routing_key_keeps_one_version() {
     assert!(seen.iter().all(|(status, _)| *status == 200), "every request answered");
     let by_candidate = seen.iter().filter(|(_, version)| version == "2").count();
     let share = by_candidate as f64 / 100.0;
+    println!("canary at 10%: the candidate answered {share}% of 10,000 requests");
     assert!((8.0..=12.0).contains(&share), "the candidate answered {share}% of 10,000 requests");
     assert_eq!(by_candidate + seen.iter().filter(|(_, v)| v == "1").count(), 10_000);
 
@@ -172,6 +173,7 @@ async fn a_canary_answers_its_share_and_a_routing_key_keeps_one_version() {
     }
     assert!(versions.values().all(|seen| seen.iter().all(|v| *v == seen[0])), "a key changed version");
     let keys_on_candidate = versions.values().filter(|seen| seen[0] == "2").count();
+    println!("{keys_on_candidate} of 250 keys on the candidate, each on one version for 4 requests");
     assert!((5..=50).contains(&keys_on_candidate), "{keys_on_candidate} of 250 keys on the candidate");
 
     // Over gRPC, with Triton's client: by metadata, parameter or request id.
@@ -224,6 +226,7 @@ async fn in_shadow_clients_get_the_stable_answer_and_agreement_is_measured() {
     let compared = figures["compared_rows"].as_u64().unwrap();
     assert!(compared >= 100, "only {compared} of 2,050 rows were compared: {figures}");
     let agreement = figures["agreement"].as_f64().unwrap();
+    println!("shadow: agreement {agreement} over {compared} compared rows (expected 0.80): {figures}");
     assert!((0.79..=0.81).contains(&agreement), "agreement {agreement}, expected 0.80: {figures}");
     assert_eq!(figures["candidate_failures"], 0);
 }
@@ -252,6 +255,7 @@ async fn rolled_back(flags: &[&str], action: fn(usize) -> String, reason: &str) 
         &failed[..failed.len().min(5)]
     );
     let last = rollout["decisions"].as_array().unwrap().last().unwrap().clone();
+    println!("{} requests, none failed; rolled back: {}", seen.len(), last["reason"]);
     assert!(last["reason"].as_str().unwrap().contains(reason), "{last}");
     let info = app.info().await;
     assert_eq!(info["model_version"], "1");
