@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -77,7 +78,7 @@ def mlserver_repository(python, root, train_csv, models, port, cores):
 
 
 def free_port():
-    import socket
+    """A free loopback port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

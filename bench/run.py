@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import time
 import urllib.request
 
 import peers
+from peers import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = {
@@ -58,12 +58,6 @@ TIER_UP_AFTER_S = 3
 def sh(*args, **kwargs):
     print("+", " ".join(args), flush=True)
     subprocess.run(args, check=True, cwd=ROOT, **kwargs)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(url, process, body=SEED, timeout=120):

@@ -122,7 +122,10 @@ impl Loader {
     pub async fn offer(&self, artifact: Artifact) -> Result<Offered, Refusal> {
         let policy = match self.policy_of(artifact.rollout.as_deref()) {
             Ok(policy) => policy,
-            Err(reason) => return Err(self.refuse(&artifact, LoadFailureKind::Policy, reason)),
+            Err(reason) => {
+                let (identity, version, digest) = (artifact.identity(), &artifact.version, &artifact.digest);
+                return Err(self.refuse(identity, version, digest, LoadFailureKind::Policy, reason));
+            }
         };
         let stable = self.slot.current().filter(|stable| stable.version != artifact.version);
         let Some(stable) = stable.filter(|_| policy.is_phased()) else {
@@ -131,13 +134,14 @@ impl Loader {
         let identity = artifact.identity();
         // Not on the response path, so no hurry for Winch: judged on Cranelift's code,
         // as it would serve once promoted.
-        let candidate = self.load(artifact.clone(), Compiler::Cranelift).await?;
+        let candidate = self.load(artifact, Compiler::Cranelift).await?;
         if let Some(difference) = input_difference(&stable.info.inputs, &candidate.info.inputs) {
             let reason = format!(
                 "it cannot be judged beside version {}: {difference}; roll it out with the policy {{\"strategy\": \"immediate\"}}",
                 stable.version
             );
-            return Err(self.refuse(&artifact, LoadFailureKind::Policy, reason));
+            let (version, digest) = (&candidate.version, &candidate.digest);
+            return Err(self.refuse(identity, version, digest, LoadFailureKind::Policy, reason));
         }
         self.slot.begin_rollout(Rollout::start(
             Arc::new(candidate),
@@ -219,12 +223,19 @@ impl Loader {
     }
 
     /// Refuses `artifact` for good, without loading it.
-    fn refuse(&self, artifact: &Artifact, kind: LoadFailureKind, reason: String) -> Refusal {
-        self.refused.lock().expect("refusals lock").insert(artifact.identity(), reason.clone());
+    fn refuse(
+        &self,
+        identity: String,
+        version: &str,
+        digest: &str,
+        kind: LoadFailureKind,
+        reason: String,
+    ) -> Refusal {
+        self.refused.lock().expect("refusals lock").insert(identity, reason.clone());
         self.slot.record_failure(LoadFailureRecord {
-            version: artifact.version.clone(),
+            version: version.to_string(),
             kind,
-            digest: artifact.digest.clone(),
+            digest: digest.to_string(),
             reason: reason.clone(),
             at: SystemTime::now(),
         });

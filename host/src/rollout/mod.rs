@@ -2,11 +2,10 @@
 //! beside the stable version before any client depends on it.
 //!
 //! - **shadow**: a share of requests is also scored by the candidate, off the response
-//!   path (`shadow`); clients get the stable answer. Agreement, failures and latency are
-//!   counted.
+//!   path (`shadow`); clients get the stable answer. Agreement and failures are counted.
 //! - **canary**: a share of requests is answered by the candidate; a request key keeps a
 //!   caller on one version. A candidate's failure is retried on the stable version for
-//!   that request, and counted against it.
+//!   that request, and counted against it; both versions' call times are compared.
 //! - **promote**: the candidate becomes the serving version.
 //!
 //! Each phase is judged by its policy (`policy`, `judge`); the first threshold broken
@@ -220,8 +219,12 @@ impl Rollout {
     pub fn shadow(&self, stats: Arc<PhaseStats>, rows: Vec<Vec<Field>>, expected: Vec<String>) {
         let (candidate, calls) = (Arc::clone(&self.candidate), Arc::clone(&self.calls));
         let job = shadow::ShadowJob { candidate, stats, calls, rows, expected };
-        if !self.shadow.as_ref().is_some_and(|shadow| shadow.submit(job)) {
-            self.stats.load().shadow_skipped();
+        let skipped = match &self.shadow {
+            Some(shadow) => shadow.submit(job).err(),
+            None => Some(job),
+        };
+        if let Some(job) = skipped {
+            job.stats.shadow_skipped();
             crate::telemetry::metrics::rollout_shadow_skipped();
         }
     }
@@ -230,13 +233,11 @@ impl Rollout {
         self.held.load(Ordering::Acquire)
     }
 
-    /// Holds or releases the phase; `false` if it already was so.
-    pub fn hold(&self, held: bool, reason: String) -> bool {
-        if self.held.swap(held, Ordering::AcqRel) == held {
-            return false;
+    /// Holds or releases the phase (a decision only if that changes it).
+    pub fn hold(&self, held: bool, reason: String) {
+        if self.held.swap(held, Ordering::AcqRel) != held {
+            self.decide(if held { Action::Pause } else { Action::Resume }, reason);
         }
-        self.decide(if held { Action::Pause } else { Action::Resume }, reason);
-        true
     }
 
     /// Records a decision: kept for `/model/info`, logged, counted.

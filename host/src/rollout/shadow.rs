@@ -78,20 +78,19 @@ impl Shadow {
         Ok(Self { jobs, rows_queued })
     }
 
-    /// Queues `job`; `false` if it was skipped (the queue is full).
-    pub fn submit(&self, job: ShadowJob) -> bool {
+    /// Queues `job`, or hands it back when it is skipped (the queue is full).
+    pub fn submit(&self, job: ShadowJob) -> Result<(), ShadowJob> {
         let rows = job.rows.len();
         if self.rows_queued.fetch_add(rows, Ordering::AcqRel) + rows > QUEUED_ROWS {
             self.rows_queued.fetch_sub(rows, Ordering::AcqRel);
-            return false;
+            return Err(job);
         }
-        match self.jobs.try_send(job) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.rows_queued.fetch_sub(rows, Ordering::AcqRel);
-                false
+        self.jobs.try_send(job).map_err(|e| {
+            self.rows_queued.fetch_sub(rows, Ordering::AcqRel);
+            match e {
+                TrySendError::Full(job) | TrySendError::Disconnected(job) => job,
             }
-        }
+        })
     }
 }
 

@@ -8,7 +8,7 @@
 
 mod rollouts;
 
-pub use rollouts::{JUDGE_EVERY, NoRollout};
+pub use rollouts::NoRollout;
 
 use crate::model::LoadedModel;
 use crate::rollout::{Rollout, RolloutStatus};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// How often the judge looks at the figures of a rollout in progress.
-pub const JUDGE_EVERY: Duration = Duration::from_millis(100);
+const JUDGE_EVERY: Duration = Duration::from_millis(100);
 
 /// A candidate that was rolled back or aborted.
 pub(super) struct RolledBack {

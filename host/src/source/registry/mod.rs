@@ -199,12 +199,7 @@ impl RegistrySource {
             // Nothing serves and a newer version would be judged: serve the one before
             // it first, so that it has a stable version to be judged against.
             let phased = self.loader.policy_of(details.rollout.as_deref()).is_ok_and(|p| p.is_phased());
-            if serving.is_none()
-                && slot.current().is_none()
-                && phased
-                && i + 1 < approved.len()
-                && !passed_over
-            {
+            if slot.current().is_none() && phased && i + 1 < approved.len() && !passed_over {
                 tracing::info!(
                     version = details.version,
                     "judging the newest version once the one before it serves"
