@@ -26,6 +26,15 @@ pub struct AwsArgs {
 /// out on the cached version, not something to wait for.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The SDK's standard configuration chain, with the host's HTTP client: hyper with
+/// rustls on ring (the one TLS stack in the build; see the workspace manifest).
+pub fn sdk_config() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let client =
+        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(client)
+}
+
 #[derive(Clone)]
 pub struct AwsClients {
     pub sagemaker: aws_sdk_sagemaker::Client,
@@ -38,8 +47,7 @@ impl AwsClients {
             .connect_timeout(CONNECT_TIMEOUT)
             .operation_timeout(Duration::from_secs(args.aws_operation_timeout_secs))
             .build();
-        let shared =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+        let shared = sdk_config().timeout_config(timeouts).load().await;
         Self::from_config(&shared, args.s3_force_path_style)
     }
 

@@ -106,7 +106,7 @@ impl Registry {
     /// SDK clients of the test itself, for registering and tampering by hand.
     async fn clients(&self) -> AwsClients {
         use aws_sdk_s3::config::{Credentials, Region};
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let shared = predict_host::aws::sdk_config()
             .endpoint_url(self.moto.endpoint())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
