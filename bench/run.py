@@ -17,7 +17,8 @@ swap in vs. steady state, and in the run after, while the last version is compil
 with Cranelift), and the ONNX path: the example's scikit-learn pipeline packaged
 (`predict-host package`) against the hand-written plugin, plugin time per call at each
 batch size, package time, component size and load time. A rollout's cost: p99 at 16
-connections while a candidate shadows every request, against steady state. And the Open Inference
+connections while a candidate shadows every request, against steady state. Data capture's cost:
+requests per second with every request captured, against capture off. And the Open Inference
 Protocol: V2 REST with JSON tensors (wrk) beside gRPC `ModelInfer` with raw tensors, as
 `tritonclient.grpc` sends it (h2load, the same request each time), on one host. The full
 run then measures the servers users would pick instead (bench/peers.py): MLServer on the
@@ -222,7 +223,7 @@ def main():
     host_env = {"LOG_FORMAT": "json", "RUST_LOG": "info"}
     results = {"machine": machine(), "mode": "smoke" if options.smoke else "full", "profile": profile,
                "seconds": seconds,
-               "servers": {}, "batch": {}, "swap": {}, "packaged": {}, "protocol": {}, "shadow": {},
+               "servers": {}, "batch": {}, "swap": {}, "packaged": {}, "protocol": {}, "shadow": {}, "capture": {},
                "peers": {}, "cold_start": {}}
 
     specs = [
@@ -252,6 +253,8 @@ def main():
         batch_and_swap(results, built, host_binary, host_env, batches, seconds, warmup, plugins)
     with tempfile.TemporaryDirectory(prefix="bench-shadow-") as plugins:
         shadow_vs_steady(results, built, host_binary, host_env, seconds, warmup, plugins)
+    with tempfile.TemporaryDirectory(prefix="bench-capture-") as capture_dir:
+        capture_vs_off(results, host_binary, host_env, seconds, warmup, capture_dir)
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as scratch:
         packaged_vs_hand_written(results, built, host_binary, host_env, batches, seconds, warmup,
                                  os.path.dirname(train_csv), scratch)
@@ -493,6 +496,33 @@ def shadow_vs_steady(results, built, host_binary, host_env, seconds, warmup, plu
               f"{compared} shadowed, {skipped} skipped", flush=True)
 
 
+def capture_vs_off(results, host_binary, host_env, seconds, warmup, capture_dir):
+    """Requests per second at 16 connections with data capture at 0% and at 100% (to a
+    local directory), two hosts measured in turn, twice each; the means are compared."""
+    def host(name, env):
+        port = free_port()
+        args = [host_binary, "serve", "--bind", "127.0.0.1", "--grpc-port", "0", "--port", str(port)]
+        return Server(name, args, port, {**host_env, **env})
+    on_env = {"DATA_CAPTURE_PERCENT": "100", "DATA_CAPTURE_DIR": capture_dir}
+    runs = {"off": [], "on": []}
+    with host("predict-host-capture-off", {}) as off, host("predict-host-capture-on", on_env) as on:
+        for server in (off, on):
+            wrk(server.url, SEED, 16, warmup)
+        for _ in range(2):
+            runs["off"].append(wrk(off.url, SEED, 16, seconds))
+            runs["on"].append(wrk(on.url, SEED, 16, seconds))
+        info = json.loads(urllib.request.urlopen(on.url.replace("/predict", "/model/info")).read())
+    mean = {k: sum(r["rps"] for r in v) / len(v) for k, v in runs.items()}
+    p99 = {k: max(r["p99_us"] for r in v) for k, v in runs.items()}
+    errors = sum(r["errors"] + r["non_2xx"] for v in runs.values() for r in v)
+    results["capture"] = {"rps_off": mean["off"], "rps_on": mean["on"], "rps_ratio": mean["on"] / mean["off"],
+                          "p99_off_us": p99["off"], "p99_on_us": p99["on"], "errors": errors,
+                          "counts": info["capture"]}
+    print(f"{'capture 100%':>12} c=16  {mean['on']:>10.0f} req/s  vs {mean['off']:.0f} at 0% "
+          f"({mean['on'] / mean['off']:.2f}×); captured {info['capture']['captured']}, "
+          f"dropped {info['capture']['dropped']}", flush=True)
+
+
 def packaged_vs_hand_written(results, built, host_binary, host_env, batches, seconds, warmup, data, scratch):
     """The example's scikit-learn pipeline packaged from ONNX, against the hand-written
     plugin of the same model family: plugin time per call at one connection for each
@@ -631,6 +661,12 @@ def write_reports(results, out, concurrency, spot_price):
                   f"({w['rps_ratio']:.2f}×); {w['compared']} copies compared and {w['skipped']} skipped "
                   f"because shadow work was behind ({shadowed:.0%} shadowed), errors "
                   f"{w['shadowing']['errors'] + w['shadowing']['non_2xx']}."]
+    cap = results["capture"]
+    lines += ["", f"Data capture: two hosts at 16 connections, measured in turn twice each, one capturing "
+                  f"every request to a local directory and one with capture off: {cap['rps_on']:.0f} vs. "
+                  f"{cap['rps_off']:.0f} req/s ({cap['rps_ratio']:.2f}×), worst p99 {fmt_us(cap['p99_on_us'])} "
+                  f"vs. {fmt_us(cap['p99_off_us'])}; {cap['counts']['captured']} records written, "
+                  f"{cap['counts']['dropped']} dropped, {cap['counts']['failed']} failed; errors {cap['errors']}."]
     p = results["packaged"]
     hand, onnx = p["hand_written"], p["packaged"]
     lines += ["", "The example's scikit-learn pipeline packaged from ONNX (`predict-host package`, median of 3: "
@@ -667,6 +703,7 @@ def write_reports(results, out, concurrency, spot_price):
     failed += [f"predict-host ({step})" for step, r in [("during swaps", s["during_swaps"]),
                                                          ("after swaps", s["after_swaps"]),
                                                          ("while shadowing", w["shadowing"])]
+               + [("capture", {"errors": cap["errors"], "non_2xx": 0})]
                if r["errors"] + r["non_2xx"]]
     failed += [f"v2 {name} at {c} connections" for c, r in results["protocol"].items()
                for name in ("rest", "rest_h2", "grpc")

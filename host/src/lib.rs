@@ -15,6 +15,7 @@ pub mod slot; // the serving version, the previous one, and refusals
 pub mod source; // which version should serve: the registry, a plugin directory, the bundled plugin // HTTP: predictions, status, the operator API, V2, docs
 
 pub mod aws; // AWS clients: the SageMaker Model Registry and S3
+pub mod capture; // data capture for model monitoring: requests and answers as SageMaker records
 pub mod commands; // the publisher's commands: new-plugin, package, publish, models, keygen, sign
 pub mod config; // the command line and environment
 pub mod server; // wires the stages together for `serve`

@@ -5,6 +5,8 @@ use crate::api::{self, AppState};
 use crate::aws::AwsClients;
 use crate::aws::s3::ObjectStore;
 use crate::aws::sagemaker::ModelRegistry;
+use crate::capture::sink::{Sink, parse_s3_uri};
+use crate::capture::{Capture, Closer};
 use crate::config::ServeArgs;
 use crate::loader::{Loader, SwapCompile};
 use crate::runtime::{Runtime, SandboxLimits};
@@ -48,6 +50,7 @@ impl Server {
         telemetry::metrics::declare_load_failure_kinds(LoadFailureKind::ALL.map(LoadFailureKind::as_str));
         telemetry::metrics::rollout_phase(None);
         let policy = args.rollout.policy()?;
+        args.capture.check()?;
         let compiled_cache = args.cache_dir.as_ref().map(|dir| dir.join("compiled"));
         let runtime = Runtime::new(sandbox_limits(&args), compiled_cache)
             .context("starting the WebAssembly runtime")?;
@@ -95,6 +98,8 @@ impl Server {
         if let Some(token) = &args.admin_token {
             state = state.with_admin(token, control);
         }
+        let (capture, capture_closer) = start_capture(&args).await.context("starting data capture")?;
+        state.capture = capture;
         let (grpc, keep_health) = api::grpc_app(state.clone());
         let health = tokio::spawn(keep_health);
         let app = api::app(state);
@@ -133,6 +138,8 @@ impl Server {
             }
             () = deadline => tracing::warn!("drain timeout reached; abandoning remaining requests"),
         }
+        // Requests are over: what they queued for capture is written before the exit.
+        capture_closer.close(drain).await;
         source.abort();
         judge.abort();
         anchor.abort();
@@ -151,6 +158,25 @@ pub fn sandbox_limits(args: &ServeArgs) -> SandboxLimits {
         output_limit: args.plugin_output_limit_bytes,
         calls_per_instance: args.plugin_calls_per_instance,
     }
+}
+
+/// Starts data capture as configured (checked by `bind`), writing to S3 or a directory.
+async fn start_capture(args: &ServeArgs) -> std::io::Result<(Capture, Closer)> {
+    let settings = &args.capture;
+    telemetry::metrics::declare_capture_outcomes();
+    if !settings.enabled() {
+        return Ok((Capture::off(), Closer::default()));
+    }
+    let sink = match (&settings.data_capture_s3_uri, &settings.data_capture_dir) {
+        (Some(uri), _) => {
+            let (bucket, prefix) = parse_s3_uri(uri).expect("checked when the server was bound");
+            let aws = AwsClients::from_env(&args.aws).await;
+            Sink::S3 { store: ObjectStore::new(aws.s3), bucket, prefix }
+        }
+        (None, Some(dir)) => Sink::Dir(dir.clone()),
+        (None, None) => unreachable!("checked when the server was bound"),
+    };
+    Capture::start(settings.settings(sink), tokio::runtime::Handle::current())
 }
 
 /// Runs the configured source for the life of the process.

@@ -5,6 +5,7 @@
 mod api {
     mod admin;
     mod architecture;
+    mod capture;
     mod columns;
     mod compilers;
     mod deploy;

@@ -17,6 +17,7 @@ pub use layers::anchor_timers;
 pub use predict::{MODEL_VERSION_HEADER, PredictionBody};
 pub use rows::rows_from_json;
 
+use crate::capture::Capture;
 use crate::slot::ServingSlot;
 use crate::source::control::SourceHandle;
 use admin::Admin;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Bound on one whole request (reading the body included); past it, 408.
     pub request_timeout: Duration,
+    /// Data capture of answered requests (off unless configured).
+    pub capture: Capture,
     /// The operator API, when `ADMIN_TOKEN` is set.
     admin: Option<Admin>,
 }
@@ -57,6 +60,7 @@ impl AppState {
             max_batch_rows,
             max_body_bytes,
             request_timeout: Duration::from_secs(30),
+            capture: Capture::off(),
             admin: None,
         }
     }

@@ -5,7 +5,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::json::{JsonBody, JsonBodyErrors};
 use super::rows::rows_from_json;
-use super::scoring::Routing;
+use super::scoring::{Routing, Scored, request_id};
 use crate::model::LoadedModel;
 use crate::runtime::{ClassScore, Prediction};
 use axum::Json;
@@ -116,7 +116,9 @@ pub async fn predict(
     let stable = state.slot.current().ok_or_else(|| state.no_model())?;
     let (rows, single) = rows_from_json(body.get(), &stable.info.inputs, state.max_batch_rows)?;
 
-    let (model, outcome) = state.score(&stable, rows, Routing::from_headers(&headers, None)).await?;
+    let routing = Routing::from_headers(&headers, None);
+    let Scored { model, outcome, capture } =
+        state.score(&stable, rows, routing, request_id(&headers)).await?;
     let predictions =
         outcome.map_err(|failure| ApiError::Plugin { failure, version: model.version.clone() })?;
 
@@ -128,6 +130,9 @@ pub async fn predict(
     };
     if let Ok(version) = HeaderValue::from_str(&model.version) {
         response.headers_mut().insert(MODEL_VERSION_HEADER, version);
+    }
+    if let Some(capture) = capture {
+        capture.record(model, predictions);
     }
     Ok(response)
 }

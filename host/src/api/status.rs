@@ -4,6 +4,7 @@
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use crate::artifact::Origin;
+use crate::capture::CaptureStatus;
 use crate::model::LoadedModel;
 use crate::rollout::RolloutStatus;
 use crate::runtime::FieldType;
@@ -125,6 +126,8 @@ pub struct ModelInfo {
     /// The rollout in progress (a candidate judged beside this version), or else the
     /// last one that ended; absent if no version was ever rolled out in phases.
     rollout: Option<RolloutStatus>,
+    /// Data capture of requests and answers for model monitoring.
+    capture: CaptureStatus,
 }
 
 /// Where the serving version came from.
@@ -177,7 +180,7 @@ enum InputKind {
 ))]
 pub async fn info(State(state): State<AppState>) -> Result<Json<ModelInfo>, ApiError> {
     let model = state.slot.current().ok_or_else(|| state.no_model())?;
-    Ok(Json(describe(&model, &state.slot)))
+    Ok(Json(describe(&model, &state.slot, state.capture.status())))
 }
 
 /// The held-out metrics published with the serving version, exactly as published.
@@ -204,7 +207,7 @@ pub async fn prometheus_metrics() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
-fn describe(model: &LoadedModel, slot: &ServingSlot) -> ModelInfo {
+fn describe(model: &LoadedModel, slot: &ServingSlot, capture: CaptureStatus) -> ModelInfo {
     let inputs = model
         .info
         .inputs
@@ -254,5 +257,6 @@ fn describe(model: &LoadedModel, slot: &ServingSlot) -> ModelInfo {
         load_errors: slot.failures(),
         source_error: slot.source_error().as_deref().cloned(),
         rollout: slot.rollout_status(),
+        capture,
     }
 }

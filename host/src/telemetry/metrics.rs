@@ -19,6 +19,7 @@
 //! | `rollout_calls_total` | `model_version`, `role` (`stable`, `candidate`), `outcome` (`ok`, `failed`) |
 //! | `rollout_shadow_skipped_total` | |
 //! | `rollout_decisions_total` | `action`: a `rollout::Action` |
+//! | `data_capture_records_total` | `outcome` (`captured`, `dropped`, `failed`) |
 
 use axum::http::Method;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
@@ -259,4 +260,16 @@ pub fn rollout_agreement(agreement: Option<f64>) {
 /// A rollout decision, by `rollout::Action`.
 pub fn rollout_decision(action: &'static str) {
     counter!("rollout_decisions_total", "action" => action).increment(1);
+}
+
+/// Counts data-capture records by `outcome`: `captured`, `dropped` or `failed`.
+pub fn capture_records(outcome: &'static str, records: u64) {
+    counter!("data_capture_records_total", "outcome" => outcome).increment(records);
+}
+
+/// Declares every data-capture series at 0, so they exist before the first record.
+pub fn declare_capture_outcomes() {
+    for outcome in ["captured", "dropped", "failed"] {
+        capture_records(outcome, 0);
+    }
 }

@@ -8,7 +8,7 @@ use super::failure::Failure;
 use super::schema::{Datatype, InferInputTensor, OutputName};
 use super::tensors::{known_output, refuse_repeats, to_rows};
 use super::{ModelPath, PLATFORM, metadata, serving};
-use crate::api::scoring::{ROUTING_KEY_HEADER, Routing};
+use crate::api::scoring::{REQUEST_ID_HEADER, ROUTING_KEY_HEADER, Routing, Scored};
 use crate::api::{ApiError, AppState};
 use crate::model::PredictFailure;
 use crate::telemetry::metrics;
@@ -191,18 +191,20 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
-        let key =
-            request.metadata().get(ROUTING_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        observed("ModelInfer", self.infer(request.into_inner(), key)).await
+        let text = |name| request.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (key, id) = (text(ROUTING_KEY_HEADER), text(REQUEST_ID_HEADER));
+        observed("ModelInfer", self.infer(request.into_inner(), key, id)).await
     }
 }
 
 impl Inference {
-    /// Answers one request; `key` is its `x-routing-key` metadata, if any.
+    /// Answers one request; `key` is its `x-routing-key` metadata and `id` its
+    /// `x-request-id`, if any.
     async fn infer(
         &self,
         request: ModelInferRequest,
         key: Option<String>,
+        id: Option<String>,
     ) -> Result<Response<ModelInferResponse>, Status> {
         let state = &self.state;
         let named_version = !request.model_version.is_empty();
@@ -231,7 +233,8 @@ impl Inference {
         let outputs = requested(&request.outputs).map_err(failure_status)?;
         let (rows, _) =
             to_rows(&tensors, &model.info.inputs, state.max_batch_rows).map_err(failure_status)?;
-        let (model, outcome) = state.score(&model, rows, routing).await.map_err(status_of)?;
+        let Scored { model, outcome, capture } =
+            state.score(&model, rows, routing, id.as_deref()).await.map_err(status_of)?;
         let predictions = outcome.map_err(|failure| match failure {
             // The plugin refusing a row is the caller's fault, as over REST.
             PredictFailure::InvalidInput { row, message } => {
@@ -273,6 +276,9 @@ impl Inference {
                 parameters: Default::default(),
                 contents,
             });
+        }
+        if let Some(capture) = capture {
+            capture.record(model, predictions);
         }
         Ok(Response::new(response))
     }

@@ -10,7 +10,7 @@ use super::schema::{BinaryOutput, InferRequest, InferResponse, OutputName, Outpu
 use super::tensors::{parse_request, refuse_repeats, to_rows};
 use super::{ModelName, ModelPath, ModelVersion, TAG, serving};
 use crate::api::rows::json_kind;
-use crate::api::scoring::Routing;
+use crate::api::scoring::{Routing, Scored, request_id};
 use crate::api::{ApiError, AppState, ErrorBody, MODEL_VERSION_HEADER};
 use crate::model::PredictFailure;
 use axum::Json;
@@ -124,7 +124,7 @@ async fn infer(
         Some(_) => Routing::Stable,
         None => Routing::from_headers(headers, routing_key(&request)),
     };
-    let (model, outcome) = state.score(&model, rows, routing).await?;
+    let Scored { model, outcome, capture } = state.score(&model, rows, routing, request_id(headers)).await?;
     let predictions = outcome.map_err(|failure| match failure {
         // The plugin refusing a row is the caller's fault: a bad request, as V2 has it.
         PredictFailure::InvalidInput { row, message } => {
@@ -162,6 +162,9 @@ async fn infer(
     };
     if let Ok(version) = HeaderValue::from_str(&model.version) {
         response.headers_mut().insert(MODEL_VERSION_HEADER, version);
+    }
+    if let Some(capture) = capture {
+        capture.record(model, predictions);
     }
     Ok(response)
 }
