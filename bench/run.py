@@ -455,30 +455,45 @@ def rollout_figures(port):
     return info.get("rollout") or {}
 
 
+def wait_for_shadow(port):
+    deadline = time.monotonic() + 60
+    while rollout_figures(port).get("phase") != "shadow":
+        if time.monotonic() > deadline:
+            raise SystemExit("the candidate never entered its shadow phase")
+        time.sleep(0.1)
+
+
 def shadow_vs_steady(results, built, host_binary, host_env, seconds, warmup, plugins):
     """p99 at 16 connections with no rollout, then while a candidate (the same plugin as
     version 2) shadows every request, never judged so it stays in shadow; one host."""
     wasm = bundled_wasm(built)
     shutil.copy(wasm, os.path.join(plugins, "price-sensitivity-1.wasm"))
-    port = free_port()
     env = {**host_env, "ROLLOUT_STRATEGY": "phased", "ROLLOUT_SHADOW_PERCENT": "100",
            "ROLLOUT_MIN_REQUESTS": str(10**12)}
-    args = [host_binary, "serve", "--bind", "127.0.0.1", "--grpc-port", "0", "--port", str(port),
-            "--plugin-dir", plugins]
-    with Server("predict-host-shadow", args, port, env) as host:
-        one_version_kib = memory_kib(host.process.pid, "VmRSS")
-        wrk(host.url, SEED, 16, warmup)
-        steady = wrk(host.url, SEED, 16, seconds)
-        target = os.path.join(plugins, "price-sensitivity-2.wasm")
+    def args(port):
+        return [host_binary, "serve", "--bind", "127.0.0.1", "--grpc-port", "0", "--port", str(port),
+                "--plugin-dir", plugins]
+    target = os.path.join(plugins, "price-sensitivity-2.wasm")
+    idle = {}
+    port = free_port()
+    with Server("predict-host-idle", args(port), port, env) as host:
+        # Idle: loaded, never under load. One version, then a candidate beside it in shadow.
+        idle["one"] = memory_kib(host.process.pid, "VmRSS")
         shutil.copy(wasm, target + ".tmp")
         os.rename(target + ".tmp", target)
-        deadline = time.monotonic() + 60
-        while rollout_figures(port).get("phase") != "shadow":
-            if time.monotonic() > deadline:
-                raise SystemExit("the candidate never entered its shadow phase")
-            time.sleep(0.1)
+        wait_for_shadow(port)
         time.sleep(0.5)
-        two_versions_kib = memory_kib(host.process.pid, "VmRSS")
+        idle["two"] = memory_kib(host.process.pid, "VmRSS")
+    os.unlink(target)
+    port = free_port()
+    with Server("predict-host-shadow", args(port), port, env) as host:
+        wrk(host.url, SEED, 16, warmup)
+        steady = wrk(host.url, SEED, 16, seconds)
+        shutil.copy(wasm, target + ".tmp")
+        os.rename(target + ".tmp", target)
+        wait_for_shadow(port)
+        time.sleep(0.5)
+        loaded_two_kib = memory_kib(host.process.pid, "VmRSS")
         wrk(host.url, SEED, 16, warmup)
         before = rollout_figures(port)["figures"]
         shadowing = wrk(host.url, SEED, 16, seconds)
@@ -490,7 +505,8 @@ def shadow_vs_steady(results, built, host_binary, host_env, seconds, warmup, plu
                              "rps_ratio": shadowing["rps"] / steady["rps"],
                              "compared": compared, "skipped": skipped,
                              "agreement": after["agreement"],
-                             "rss_one_version_kib": one_version_kib, "rss_two_versions_kib": two_versions_kib}
+                             "rss_one_version_kib": idle["one"], "rss_two_versions_kib": idle["two"],
+                             "rss_two_versions_after_load_kib": loaded_two_kib}
         print(f"{'shadow 100%':>12} c=16  {shadowing['rps']:>10.0f} req/s  p99 {fmt_us(shadowing['p99_us'])} "
               f"(steady {steady['rps']:.0f} req/s, p99 {fmt_us(steady['p99_us'])}); "
               f"{compared} shadowed, {skipped} skipped", flush=True)
@@ -605,8 +621,10 @@ def peer_report(results, spot_price):
         lines.append(f"| {name} | {per_cpu:.0f} | {small['pods']} | {small['monthly_usd']:.0f} | {large['pods']} | "
                      f"{large['monthly_usd']:.0f} |")
     s = results["shadow"]
-    lines += ["", f"Idle RSS of predict-host with one version loaded: {s['rss_one_version_kib'] / 1024:.1f} MiB; with "
-                  f"two (the stable version and a candidate in shadow): {s['rss_two_versions_kib'] / 1024:.1f} MiB."]
+    lines += ["", f"Idle RSS of predict-host (loaded, never under load) with one version: "
+                  f"{s['rss_one_version_kib'] / 1024:.1f} MiB; with two (the stable version and a candidate in "
+                  f"shadow): {s['rss_two_versions_kib'] / 1024:.1f} MiB; with two on a host that has served 16 "
+                  f"connections for {results['seconds'] + 3} s: {s['rss_two_versions_after_load_kib'] / 1024:.1f} MiB."]
     return lines
 
 
