@@ -283,32 +283,27 @@ async fn every_request_is_captured_once_with_its_exact_input_and_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tenth_is_captured_to_a_directory_without_the_excluded_fields() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_str().unwrap();
-    let app = spawn_ready_app(&[
-        "--data-capture-percent",
-        "10",
-        "--data-capture-dir",
-        path,
-        "--data-capture-exclude-fields",
-        "SPEND,STORE_REGION",
-        "--data-capture-flush-interval",
-        "100ms",
-    ])
-    .await;
-    let info = app.info().await;
-    assert_eq!(info["capture"]["enabled"], true, "{info}");
-    assert_eq!(info["capture"]["excluded_fields"], json!(["SPEND", "STORE_REGION"]));
+async fn a_tenth_is_captured_and_excluded_fields_never_are() {
+    let store = Store::start().await;
+    let host = store.host(&[
+        ("DATA_CAPTURE_PERCENT", "10"),
+        ("DATA_CAPTURE_EXCLUDE_FIELDS", "SPEND,STORE_REGION"),
+        ("DATA_CAPTURE_FLUSH_INTERVAL", "100ms"),
+    ]);
+    host.wait_ready(Duration::from_secs(30)).await;
+    let capture = host.get_json("/model/info").await.1["capture"].clone();
+    assert_eq!((&capture["enabled"], &capture["percent"]), (&json!(true), &json!(10.0)), "{capture}");
+    assert_eq!(capture["excluded_fields"], json!(["SPEND", "STORE_REGION"]));
 
     const REQUESTS: usize = 10_000;
-    let app = Arc::new(app);
+    let host = Arc::new(host);
     let senders: Vec<_> = (0..8)
         .map(|_| {
-            let app = Arc::clone(&app);
+            let host = Arc::clone(&host);
             tokio::spawn(async move {
                 for _ in 0..REQUESTS / 8 {
-                    assert_eq!(app.predict(&seed_payload()).await.0, 200);
+                    let response = host.client.post(host.url("/predict")).json(&seed_payload()).send().await;
+                    assert_eq!(response.unwrap().status(), 200);
                 }
             })
         })
@@ -316,13 +311,11 @@ async fn a_tenth_is_captured_to_a_directory_without_the_excluded_fields() {
     for sender in senders {
         sender.await.unwrap();
     }
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("senders are done") };
-    app.stop().await;
+    let Ok(host) = Arc::try_unwrap(host) else { panic!("senders are done") };
+    assert!(host.terminate().success());
 
     let mut records = Vec::new();
-    for file in walk(dir.path()) {
-        let key = file.strip_prefix(dir.path()).unwrap().to_str().unwrap().to_string();
-        let text = std::fs::read_to_string(&file).unwrap();
+    for (key, text) in store.files().await {
         assert!(!text.contains("SPEND") && !text.contains("STORE_REGION"), "an excluded field in {key}");
         records.extend(read_capture(&key, &text));
     }
@@ -332,6 +325,23 @@ async fn a_tenth_is_captured_to_a_directory_without_the_excluded_fields() {
         let fields = record.input[0].as_object().unwrap();
         assert_eq!(fields.len(), 6, "the other fields are all there: {fields:?}");
     }
+}
+
+#[tokio::test]
+async fn a_directory_holds_whole_files_in_the_same_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let app = spawn_ready_app(&["--data-capture-percent", "100", "--data-capture-dir", path]).await;
+    for i in 0..100 {
+        assert_eq!(app.predict(&row(f64::from(i))).await.0, 200);
+    }
+    app.stop().await;
+    let mut records = Vec::new();
+    for file in walk(dir.path()) {
+        let key = file.strip_prefix(dir.path()).unwrap().to_str().unwrap().to_string();
+        records.extend(read_capture(&key, &std::fs::read_to_string(&file).unwrap()));
+    }
+    assert_eq!(records.len(), 100, "every record, and no partial file left");
 }
 
 /// Every file under `dir`.
