@@ -3,9 +3,12 @@
 - MLServer (Seldon's Open Inference Protocol server, with mlserver-sklearn) serving the
   incumbent's scikit-learn pipeline, one inference worker per core, driven with the same
   V2 REST request as predict-host's `/v2` route (the same input tensors; MLServer also
-  needs its `content_type: pd` parameter to hand the pipeline a DataFrame). It runs from
-  a virtual environment of its own under `target/bench`, so its pins never touch the
-  Python packages the tests use.
+  needs its `content_type: pd` parameter to hand the pipeline a DataFrame);
+- KServe's model server (the `kserve` package, what an InferenceService with a custom
+  Python predictor runs: bench/kserve/serve.py) serving the same pipeline, one worker per
+  core, driven with exactly predict-host's V2 request.
+Each runs from a virtual environment of its own under `target/bench`, so their pins never
+touch the Python packages the tests use (nor each other's).
 - cold starts: process start to the first ready answer, for predict-host (bundled
   plugin; a registry version with an empty and with a warm `CACHE_DIR`, on a moto server
   on loopback), the incumbent and MLServer;
@@ -26,6 +29,7 @@ import time
 import urllib.request
 
 MLSERVER = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1"]
+KSERVE = ["kserve==0.21.0"]
 # As bench/incumbent/requirements.txt pins it (whose FastAPI MLServer's pins exclude).
 SCIKIT_LEARN = "scikit-learn==1.9.1"
 # MLServer 1.7.1's inference workers call asyncio.get_event_loop() before they set a loop,
@@ -41,16 +45,40 @@ NODE_CPU = 1.9
 HOURS_PER_MONTH = 730
 
 
-def mlserver_python(out):
-    """The virtual environment MLServer runs from, made on first use, with the
-    incumbent's scikit-learn (the pipeline is pickled by one and read by the other)."""
-    venv = os.path.join(out, "mlserver-venv")
+def peer_python(out, name, packages):
+    """The virtual environment `name` under `out` a peer runs from, made on first use, with
+    `packages` and the incumbent's scikit-learn (the pipeline is pickled by one and read by
+    the other)."""
+    venv = os.path.join(out, name)
     python = os.path.join(venv, "bin", "python")
     if not os.path.exists(python):
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *MLSERVER,
-                    SCIKIT_LEARN, UVLOOP], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *packages,
+                    SCIKIT_LEARN], check=True)
     return python
+
+
+def mlserver_python(out):
+    return peer_python(out, "mlserver-venv", [*MLSERVER, UVLOOP])
+
+
+def kserve_python(out):
+    return peer_python(out, "kserve-venv", KSERVE)
+
+
+def save_pipeline(python, root, train_csv, path):
+    """Fits the incumbent's pipeline with `python` and saves it (joblib) at `path`."""
+    export = ("import joblib, sys; sys.path.insert(0, sys.argv[1]); from pipeline import fit; "
+              "joblib.dump(fit(sys.argv[2]), sys.argv[3])")
+    subprocess.run([python, "-c", export, os.path.join(root, "bench", "incumbent"), train_csv, path], check=True)
+
+
+def kserve_command(python, root, train_csv, scratch, port, cores):
+    """Saves the pipeline for bench/kserve/serve.py; returns the command that serves it."""
+    path = os.path.join(scratch, "model.joblib")
+    save_pipeline(python, root, train_csv, path)
+    return [python, os.path.join(root, "bench", "kserve", "serve.py"), path, str(port), str(free_port()),
+            str(cores)]
 
 
 def mlserver_request(row):
@@ -62,12 +90,9 @@ def mlserver_request(row):
 
 def mlserver_repository(python, root, train_csv, models, port, cores):
     """Fits and saves the incumbent's pipeline for mlserver-sklearn; returns the command."""
-    export = ("import joblib, sys; sys.path.insert(0, sys.argv[1]); from pipeline import fit; "
-              "joblib.dump(fit(sys.argv[2]), sys.argv[3])")
     model_dir = os.path.join(models, "price-sensitivity")
     os.makedirs(model_dir, exist_ok=True)
-    subprocess.run([python, "-c", export, os.path.join(root, "bench", "incumbent"), train_csv,
-                    os.path.join(model_dir, "model.joblib")], check=True)
+    save_pipeline(python, root, train_csv, os.path.join(model_dir, "model.joblib"))
     with open(os.path.join(model_dir, "model-settings.json"), "w") as f:
         json.dump({"name": "price-sensitivity", "implementation": "mlserver_sklearn.SKLearnModel",
                    "parameters": {"uri": "./model.joblib", "version": "1"}}, f)

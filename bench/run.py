@@ -21,8 +21,8 @@ connections while a candidate shadows every request, against steady state. Data 
 requests per second with every request captured, against capture off. And the Open Inference
 Protocol: V2 REST with JSON tensors (wrk) beside gRPC `ModelInfer` with raw tensors, as
 `tritonclient.grpc` sends it (h2load, the same request each time), on one host. The full
-run then measures the servers users would pick instead (bench/peers.py): MLServer on the
-same V2 request, every server's start to ready, and what each costs to run.
+run then measures the servers users would pick instead (bench/peers.py): MLServer and
+KServe on the same V2 request, every server's start to ready, and what each costs to run.
 
     bench/run.py            full run (about 4 minutes once built): writes target/bench/results.{json,md}
     bench/run.py --smoke    seconds per step, one concurrency level: keeps this from rotting
@@ -266,28 +266,40 @@ def main():
     write_reports(results, options.out, concurrency, options.spot_price)
 
 
+def measure_peer(results, name, command, port, cwd, request, seconds, warmup):
+    """A peer server's V2 REST infer at 1 and 16 connections, with its CPU time."""
+    path = "/v2/models/price-sensitivity/infer"
+    with Server(name, command, port, {}, cwd, path, request) as server:
+        wrk(server.url, request, 16, warmup)
+        runs = {}
+        for c in (1, 16):
+            cpu = server.cpu_seconds()
+            runs[c] = wrk(server.url, request, c, seconds)
+            runs[c]["cpu_s"] = server.cpu_seconds() - cpu
+            print(f"{name:>12} c={c:<3} {runs[c]['rps']:>10.0f} req/s  p99 {fmt_us(runs[c]['p99_us'])}", flush=True)
+        results["peers"][name] = {"runs": runs, "idle_rss_kib": server.idle_rss_kib,
+                                  "peak_rss_kib": server.peak_rss_kib()}
+
+
 def against_peers(results, options, built, host_binary, host_env, train_csv, seconds, warmup, cores):
-    """MLServer on the same V2 request; cold starts of every server; cost (bench/peers.py)."""
+    """MLServer and KServe on the same V2 request; cold starts of every server; cost
+    (bench/peers.py)."""
     incumbent_dir = os.path.join(ROOT, "bench", "incumbent")
+    cold = {}
     python = peers.mlserver_python(options.out)
     port = free_port()
-    request = peers.mlserver_request(SEED)
     with tempfile.TemporaryDirectory(prefix="bench-mlserver-") as models:
         command = peers.mlserver_repository(python, ROOT, train_csv, models, port, cores)
-        path = "/v2/models/price-sensitivity/infer"
-        with Server("mlserver", command, port, {}, models, path, request) as server:
-            wrk(server.url, request, 16, warmup)
-            runs = {}
-            for c in (1, 16):
-                cpu = server.cpu_seconds()
-                runs[c] = wrk(server.url, request, c, seconds)
-                runs[c]["cpu_s"] = server.cpu_seconds() - cpu
-                print(f"{'mlserver':>12} c={c:<3} {runs[c]['rps']:>10.0f} req/s  p99 {fmt_us(runs[c]['p99_us'])}",
-                      flush=True)
-            results["peers"]["mlserver"] = {"runs": runs, "idle_rss_kib": server.idle_rss_kib,
-                                            "peak_rss_kib": server.peak_rss_kib()}
+        measure_peer(results, "mlserver", command, port, models, peers.mlserver_request(SEED), seconds, warmup)
         ready = f"http://127.0.0.1:{port}/v2/health/ready"
-        cold = {"mlserver": peers.time_to_ready(command, ready, cwd=models, runs=3)}
+        cold["mlserver"] = peers.time_to_ready(command, ready, cwd=models, runs=3)
+    python = peers.kserve_python(options.out)
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-kserve-") as scratch:
+        command = peers.kserve_command(python, ROOT, train_csv, scratch, port, cores)
+        measure_peer(results, "kserve", command, port, scratch, v2_tensors(SEED), seconds, warmup)
+        ready = f"http://127.0.0.1:{port}/v2/models/price-sensitivity/ready"
+        cold["kserve"] = peers.time_to_ready(command, ready, cwd=scratch, runs=3)
     host_port = free_port()
     cold["predict-host, bundled plugin"] = peers.time_to_ready(
         [host_binary, "serve", "--bind", "127.0.0.1", "--port", str(host_port), "--grpc-port", "0"],
@@ -588,25 +600,28 @@ def machine():
 
 
 def peer_report(results, spot_price):
-    """MLServer beside predict-host's V2 route, cold starts, and the cost table."""
-    ml = results["peers"]["mlserver"]["runs"]
+    """MLServer and KServe beside predict-host's V2 route, cold starts, and the cost table."""
+    ml, ks = results["peers"]["mlserver"]["runs"], results["peers"]["kserve"]["runs"]
     v2 = results["protocol"][16]["rest"]
-    lines = ["", "MLServer 1.7.1 + mlserver-sklearn serving the incumbent's pipeline (one inference worker per "
-                 "core) against predict-host's V2 route, the same input tensors, wrk:", "",
+    lines = ["", "MLServer 1.7.1 + mlserver-sklearn and KServe 0.21's model server serving the incumbent's "
+                 "pipeline (one worker per core) against predict-host's V2 route, the same input tensors, wrk:", "",
              "| server | connections | req/s | p50 | p99 | errors |", "|---|---|---|---|---|---|"]
-    for c, r in ml.items():
-        lines.append(f"| MLServer | {c} | {r['rps']:.0f} | {fmt_us(r['p50_us'])} | {fmt_us(r['p99_us'])} | "
-                     f"{r['errors'] + r['non_2xx']} |")
+    for name, runs in (("MLServer", ml), ("KServe", ks)):
+        for c, r in runs.items():
+            lines.append(f"| {name} | {c} | {r['rps']:.0f} | {fmt_us(r['p50_us'])} | {fmt_us(r['p99_us'])} | "
+                         f"{r['errors'] + r['non_2xx']} |")
     lines.append(f"| predict-host V2 REST | 16 | {v2['rps']:.0f} | {fmt_us(v2['p50_us'])} | {fmt_us(v2['p99_us'])} | "
                  f"{v2['errors'] + v2['non_2xx']} |")
     lines.append(f"| predict-host / MLServer | 16 | {v2['rps'] / ml[16]['rps']:.0f}× | | | |")
+    lines.append(f"| predict-host / KServe | 16 | {v2['rps'] / ks[16]['rps']:.0f}× | | | |")
     lines += ["", "Process start to the first ready answer (median of 5 starts, 3 for the Python servers; best "
                   "in brackets):", "", "| server | start to ready |", "|---|---|"]
     for name, c in results["cold_start"].items():
         lines.append(f"| {name} | {c['median_s'] * 1000:.0f} ms ({c['best_s'] * 1000:.0f} ms) |")
     servers = results["servers"]
     measured = [("predict-host /predict", servers["predict-host"]["runs"][16]), ("predict-host V2 REST", v2),
-                ("incumbent (FastAPI)", servers["incumbent"]["runs"][16]), ("MLServer V2 REST", ml[16])]
+                ("incumbent (FastAPI)", servers["incumbent"]["runs"][16]), ("MLServer V2 REST", ml[16]),
+                ("KServe V2 REST", ks[16])]
     lines += ["", f"Cost at 16 connections' requests per CPU-second: pods at the HPA's target ({peers.HPA_TARGET:.0%} "
                   f"of a {peers.CPU_REQUEST * 1000:.0f}m CPU request), t3.medium nodes by request "
                   f"({peers.NODE_CPU} vCPU allocatable), at ${spot_price}/hour Spot, {peers.HOURS_PER_MONTH} hours "
