@@ -24,7 +24,7 @@ Protocol: V2 REST with JSON tensors (wrk) beside gRPC `ModelInfer` with raw tens
 run then measures the servers users would pick instead (bench/peers.py): MLServer and
 KServe on the same V2 request, every server's start to ready, and what each costs to run.
 
-    bench/run.py            full run (about 4 minutes once built): writes target/bench/results.{json,md}
+    bench/run.py            full run (about 9 minutes once built): writes target/bench/results.{json,md}
     bench/run.py --smoke    seconds per step, one concurrency level: keeps this from rotting
 """
 
