@@ -1,12 +1,14 @@
 //! A loaded model version: the plugin plus what the host learned about it at load,
-//! and the checks every answer of the plugin must pass before it reaches a client.
+//! the checks every answer of the plugin must pass before it reaches a client, and how
+//! an answer's probabilities are written (by `/predict` and data capture alike).
 
 use crate::artifact::Origin;
 use crate::runtime::{
-    Answer, CallError, Field, ModelInfo, Plugin, PluginText, PredictError, Prediction,
+    Answer, CallError, ClassScore, Field, ModelInfo, Plugin, PluginText, PredictError, Prediction,
     predictions_from_scores,
 };
 use crate::telemetry::metrics::PluginCalls;
+use serde::{Serialize, Serializer};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Tolerance on the sum of one prediction's probabilities.
@@ -163,4 +165,40 @@ pub fn same_answer(a: &Prediction, b: &Prediction) -> bool {
             .iter()
             .zip(&b.scores)
             .all(|(x, y)| x.label == y.label && (x.probability - y.probability).abs() <= 1e-9)
+}
+
+/// Every label's probability, written as a JSON object with its labels in order.
+// Borrowed from the plugin's answer: written out without copying it.
+pub struct ScoresByLabel<'a>(pub &'a [ClassScore]);
+
+impl Serialize for ScoresByLabel<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        fn entry(score: &ClassScore) -> (&str, f64) {
+            (&score.label, score.probability)
+        }
+        if self.0.is_sorted_by(|a, b| a.label <= b.label) {
+            return serializer.collect_map(self.0.iter().map(entry));
+        }
+        let mut sorted: Vec<&ClassScore> = self.0.iter().collect();
+        sorted.sort_by(|a, b| a.label.cmp(&b.label));
+        serializer.collect_map(sorted.into_iter().map(entry))
+    }
+}
+
+#[cfg(test)]
+mod scores_tests {
+    use super::ScoresByLabel;
+    use crate::runtime::ClassScore;
+
+    #[test]
+    fn probabilities_are_written_by_label_in_order_whatever_the_plugins_order() {
+        let score = |label: &str, probability| ClassScore { label: label.into(), probability };
+        for scores in [
+            vec![score("LA", 0.25), score("MM", 0.5), score("UM", 0.25)],
+            vec![score("UM", 0.25), score("LA", 0.25), score("MM", 0.5)],
+        ] {
+            let written = serde_json::to_string(&ScoresByLabel(&scores)).unwrap();
+            assert_eq!(written, r#"{"LA":0.25,"MM":0.5,"UM":0.25}"#);
+        }
+    }
 }

@@ -6,13 +6,13 @@ use super::error::{ApiError, ErrorBody};
 use super::json::{JsonBody, JsonBodyErrors};
 use super::rows::rows_from_json;
 use super::scoring::{Routing, Scored, request_id};
-use crate::model::LoadedModel;
-use crate::runtime::{ClassScore, Prediction};
+use crate::model::{LoadedModel, ScoresByLabel};
+use crate::runtime::Prediction;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use utoipa::{OpenApi, ToSchema};
@@ -54,26 +54,9 @@ pub struct PredictionBody<'a> {
     pub prediction: &'a str,
     /// The probability of every label; they sum to 1.
     #[schema(value_type = BTreeMap<String, f64>)]
-    pub probabilities: Probabilities<'a>,
+    pub probabilities: ScoresByLabel<'a>,
     /// The model version that answered.
     pub model_version: &'a str,
-}
-
-/// Every label's probability, written as a JSON object with its labels in order.
-pub struct Probabilities<'a>(&'a [ClassScore]);
-
-impl Serialize for Probabilities<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        fn entry(score: &ClassScore) -> (&str, f64) {
-            (&score.label, score.probability)
-        }
-        if self.0.is_sorted_by(|a, b| a.label <= b.label) {
-            return serializer.collect_map(self.0.iter().map(entry));
-        }
-        let mut sorted: Vec<&ClassScore> = self.0.iter().collect();
-        sorted.sort_by(|a, b| a.label.cmp(&b.label));
-        serializer.collect_map(sorted.into_iter().map(entry))
-    }
 }
 
 /// A prediction, or a batch of them in request order.
@@ -140,25 +123,7 @@ pub async fn predict(
 fn to_body<'a>(prediction: &'a Prediction, model: &'a LoadedModel) -> PredictionBody<'a> {
     PredictionBody {
         prediction: &prediction.label,
-        probabilities: Probabilities(&prediction.scores),
+        probabilities: ScoresByLabel(&prediction.scores),
         model_version: &model.version,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Probabilities;
-    use crate::runtime::ClassScore;
-
-    #[test]
-    fn probabilities_are_written_by_label_in_order_whatever_the_plugins_order() {
-        let score = |label: &str, probability| ClassScore { label: label.into(), probability };
-        for scores in [
-            vec![score("LA", 0.25), score("MM", 0.5), score("UM", 0.25)],
-            vec![score("UM", 0.25), score("LA", 0.25), score("MM", 0.5)],
-        ] {
-            let written = serde_json::to_string(&Probabilities(&scores)).unwrap();
-            assert_eq!(written, r#"{"LA":0.25,"MM":0.5,"UM":0.25}"#);
-        }
     }
 }

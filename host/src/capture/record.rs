@@ -6,6 +6,7 @@
 //! model_version}`. Both are JSON text in `data`, declared with `encoding: "JSON"`.
 
 use super::Event;
+use crate::model::ScoresByLabel;
 use crate::runtime::{Field, Prediction, Value};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -105,21 +106,11 @@ struct Answer<'a>(&'a Prediction, &'a str);
 
 impl Serialize for Answer<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut scores: Vec<_> = self.0.scores.iter().map(|s| (&s.label, s.probability)).collect();
-        scores.sort_by(|a, b| a.0.cmp(b.0));
         let mut map = serializer.serialize_map(Some(3))?;
         map.serialize_entry("prediction", &self.0.label)?;
-        map.serialize_entry("probabilities", &ScoreMap(&scores))?;
+        map.serialize_entry("probabilities", &ScoresByLabel(&self.0.scores))?;
         map.serialize_entry("model_version", self.1)?;
         map.end()
-    }
-}
-
-struct ScoreMap<'a>(&'a [(&'a String, f64)]);
-
-impl Serialize for ScoreMap<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|(label, p)| (label, p)))
     }
 }
 

@@ -65,19 +65,15 @@ impl Sink {
     }
 }
 
-/// The hour folder of a record written at `time`: `yyyy/mm/dd/hh`.
-pub fn hour_of(time: SystemTime) -> String {
-    let text = humantime::format_rfc3339_millis(time).to_string();
-    // 2026-12-02T03:04:05.678Z
-    format!("{}/{}/{}/{}", &text[0..4], &text[5..7], &text[8..10], &text[11..13])
-}
-
 /// The key of a new file for `model` and `version` whose first record was at `time`.
 pub fn file_key(model: &str, version: &str, time: SystemTime) -> String {
-    let text = humantime::format_rfc3339_millis(time).to_string();
-    let name =
-        format!("{}-{}-{}-{}.jsonl", &text[14..16], &text[17..19], &text[20..23], uuid::Uuid::new_v4());
-    format!("{}/{}/{}/{name}", segment(model), segment(version), hour_of(time))
+    // 2026-12-02T03:04:05.678Z
+    let t = humantime::format_rfc3339_millis(time).to_string();
+    let (hour, name) = (
+        format!("{}/{}/{}/{}", &t[0..4], &t[5..7], &t[8..10], &t[11..13]),
+        format!("{}-{}-{}-{}.jsonl", &t[14..16], &t[17..19], &t[20..23], uuid::Uuid::new_v4()),
+    );
+    format!("{}/{}/{hour}/{name}", segment(model), segment(version))
 }
 
 /// A name as one path segment: no separators, no dot-only names.
