@@ -2,7 +2,8 @@
 //!
 //! It has the members of `tracing-subscriber`'s own JSON format as `telemetry` configures
 //! it (flattened event fields, the current span without the span list): `timestamp`,
-//! `level`, the event's fields, `target`, and `span` (its fields and `name`). That format
+//! `level`, the event's fields, `target`, and `span` (its fields and `name`; outside any
+//! span, the request being served, if any: see [`super::request`]). That format
 //! parses the current span's fields back from JSON for every event, and formats each
 //! field into a map first; on a server logging a line per request, that cost several
 //! percent of its throughput (BENCHMARKS.md). Here a span's fields are written once, as a
@@ -10,6 +11,7 @@
 //! first), and copied as they are into each line; each field goes straight through
 //! serde_json's serializer, which escapes it.
 
+use super::request::{self, RequestScope};
 use serde::Serializer as _;
 use std::fmt;
 use std::io;
@@ -58,9 +60,23 @@ where
             writer.write_str("\"name\":")?;
             json(&mut writer, |s| s.serialize_str(span.name()))?;
             writer.write_char('}')?;
+        } else if let Some(written) = request::with_current(|request| request_span(&mut writer, request)) {
+            written?;
         }
         writer.write_str("}\n")
     }
+}
+
+/// Writes the request being served as the `span` member a span named `request` with
+/// these fields would give (see [`super::request`]).
+fn request_span(writer: &mut Writer<'_>, request: &RequestScope) -> fmt::Result {
+    writer.write_str(",\"span\":{\"request_id\":")?;
+    json(writer, |s| s.serialize_str(request.id()))?;
+    writer.write_str(",\"method\":")?;
+    json(writer, |s| s.serialize_str(request.method.as_str()))?;
+    writer.write_str(",\"path\":")?;
+    json(writer, |s| s.serialize_str(request.uri.path()))?;
+    writer.write_str(",\"name\":\"request\"}")
 }
 
 /// Stores a span's fields as the text of a JSON object, written as the span opens.
@@ -246,5 +262,47 @@ mod tests {
             assert!(a.ends_with('Z') && a.len() == b.len(), "timestamps {a} and {b}");
             assert_eq!(ours, reference);
         }
+    }
+
+    /// A line logged while a request is served, from its future or after it, carries the
+    /// request as the `span` a tracing span named `request` with its fields would give.
+    #[test]
+    fn a_line_logged_while_a_request_is_served_carries_it_as_its_span() {
+        use axum::http::{HeaderValue, Method, Uri};
+        let scope = || RequestScope {
+            id: HeaderValue::from_static("r-\"1"),
+            method: Method::POST,
+            uri: Uri::from_static("/predict?debug=1"),
+        };
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .fmt_fields(SpanFields)
+            .event_format(JsonLine)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(scope().serve(async {
+                tracing::warn!(kind = "trap", "prediction failed");
+                tokio::task::yield_now().await;
+                tracing::warn!(kind = "trap", "prediction failed");
+            }));
+            scope().log(|| tracing::info!(status = 200u16, "finished processing request"));
+            let span = tracing::info_span!("request", request_id = "r-\"1", method = "POST", path = "/predict");
+            span.in_scope(|| tracing::info!(status = 200u16, "finished processing request"));
+            tracing::info!("after the request");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let mut lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        for line in &mut lines {
+            line["timestamp"].take();
+        }
+        assert_eq!(lines.len(), 5, "{text}");
+        let span = serde_json::json!({"request_id": "r-\"1", "method": "POST", "path": "/predict", "name": "request"});
+        assert_eq!(lines[0]["span"], span, "before the future yields");
+        assert_eq!(lines[1]["span"], span, "after it yields");
+        assert_eq!(lines[2], lines[3], "as a tracing span would be written");
+        assert!(lines[4].get("span").is_none(), "{}", lines[4]);
     }
 }

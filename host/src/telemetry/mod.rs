@@ -12,11 +12,15 @@
 
 mod json_line;
 pub mod metrics;
+mod request;
+mod text_line;
 
 use json_line::{JsonLine, SpanFields};
+pub use request::RequestScope;
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
+use text_line::TextLine;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -104,7 +108,6 @@ impl Write for LineWriter {
     }
 }
 
-/// Installs the global subscriber; `RUST_LOG` filters (default `info`).
 /// How log lines are written (`LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -114,6 +117,7 @@ pub enum LogFormat {
     Json,
 }
 
+/// Installs the global subscriber; `RUST_LOG` filters (default `info`).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match format {
@@ -125,7 +129,7 @@ pub fn init(format: LogFormat) {
     let _ = if json {
         builder.with_ansi(false).fmt_fields(SpanFields).event_format(JsonLine).try_init()
     } else {
-        builder.try_init()
+        builder.event_format(TextLine::new()).try_init()
     };
 }
 
