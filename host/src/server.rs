@@ -88,18 +88,18 @@ impl Server {
         let source = tokio::spawn(follow_source(args.clone(), Arc::clone(&loader), commands));
         let judge = tokio::spawn(Arc::clone(&slot).judge_rollouts());
 
+        let (capture, capture_closer) = start_capture(&args).await.context("starting data capture")?;
         let mut state = AppState::new(
             Arc::clone(&slot),
             args.max_concurrent_calls,
             args.max_batch_rows,
             args.max_body_bytes,
-        );
-        state.request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
+        )
+        .with_request_timeout(Duration::from_secs(args.request_timeout_secs.max(1)))
+        .with_capture(capture);
         if let Some(token) = &args.admin_token {
             state = state.with_admin(token, control);
         }
-        let (capture, capture_closer) = start_capture(&args).await.context("starting data capture")?;
-        state.capture = capture;
         let (grpc, keep_health) = api::grpc_app(state.clone());
         let health = tokio::spawn(keep_health);
         let app = api::app(state);

@@ -29,12 +29,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// What every handler shares.
+/// What every handler shares: one `Arc`, since axum clones the state twice a request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub slot: Arc<ServingSlot>,
     /// One permit per plugin call allowed to run at once.
-    pub calls: Arc<Semaphore>,
+    pub calls: Semaphore,
     pub max_concurrent_calls: u32,
     pub max_batch_rows: usize,
     pub max_body_bytes: usize,
@@ -46,6 +49,14 @@ pub struct AppState {
     admin: Option<Admin>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     pub fn new(
         slot: Arc<ServingSlot>,
@@ -53,22 +64,39 @@ impl AppState {
         max_batch_rows: usize,
         max_body_bytes: usize,
     ) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             slot,
-            calls: Arc::new(Semaphore::new(max_concurrent_calls as usize)),
+            calls: Semaphore::new(max_concurrent_calls as usize),
             max_concurrent_calls,
             max_batch_rows,
             max_body_bytes,
             request_timeout: Duration::from_secs(30),
             capture: Capture::off(),
             admin: None,
-        }
+        }))
+    }
+
+    /// Bounds each request whole at `timeout` (30 s unless set).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.configure().request_timeout = timeout;
+        self
+    }
+
+    /// Records the share of answered requests `capture` samples.
+    pub fn with_capture(mut self, capture: Capture) -> Self {
+        self.configure().capture = capture;
+        self
     }
 
     /// Enables the operator API under `/admin`, guarded by `token`.
     pub fn with_admin(mut self, token: &str, control: SourceHandle) -> Self {
-        self.admin = Some(Admin::new(token, control));
+        self.configure().admin = Some(Admin::new(token, control));
         self
+    }
+
+    /// The fields, while the state is being built and not yet shared.
+    fn configure(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.0).expect("the state is configured before it is shared")
     }
 
     fn no_model(&self) -> ApiError {

@@ -80,9 +80,7 @@ impl AppState {
         routing: Routing<'_>,
         keep_rows: bool,
     ) -> Result<Answered, ApiError> {
-        let permit = Arc::clone(&self.calls)
-            .try_acquire_owned()
-            .map_err(|_| ApiError::Overloaded(self.max_concurrent_calls))?;
+        let permit = self.calls.try_acquire().map_err(|_| ApiError::Overloaded(self.max_concurrent_calls))?;
         let rollout = match routing {
             Routing::Split(key) => self.slot.rollout().map(|rollout| (rollout, key)),
             Routing::Stable => None,
