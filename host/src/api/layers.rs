@@ -17,7 +17,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use std::convert::Infallible;
-use std::fmt;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -31,9 +30,6 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// How often the anchor timer of [`anchor_timers`] fires; at most the shortest request
 /// timeout (one second).
 const ANCHOR_PERIOD: Duration = Duration::from_secs(1);
-
-/// The target of each request's closing line, for filtering (`RUST_LOG`).
-pub const ACCESS_LOG_TARGET: &str = "predict_host::access";
 
 /// Wraps every route of `router` in [`Requests`]; `request_timeout` bounds each request
 /// whole, reading its body included.
@@ -107,20 +103,9 @@ where
             let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
             metrics::http_request(&scope.method, route, status, latency);
             drop(in_flight);
-            scope.log(|| {
-                tracing::info!(target: ACCESS_LOG_TARGET, latency = %Micros(latency), status, "finished processing request");
-            });
+            scope.finish(status, latency);
             Ok(response)
         })
-    }
-}
-
-/// A latency as the request line writes it: `"412 μs"`.
-struct Micros(Duration);
-
-impl fmt::Display for Micros {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} μs", self.0.as_micros())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::json::{JsonBody, JsonBodyErrors};
+use super::json::{JsonBodyErrors, JsonText};
 use super::rows::rows_from_json;
 use super::scoring::{Routing, Scored, request_id};
 use crate::model::{LoadedModel, ScoresByLabel};
@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::value::RawValue;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use utoipa::{OpenApi, ToSchema};
 
@@ -93,11 +93,16 @@ pub enum PredictResponse<'a> {
 pub async fn predict(
     State(state): State<AppState>,
     headers: HeaderMap,
-    // Checked as JSON by the extractor (400 if it is not), read into rows below.
-    JsonBody(body): JsonBody<Box<RawValue>>,
+    // Read into rows below, in one pass that answers 400 for what is not JSON.
+    body: JsonText,
 ) -> Result<Response, ApiError> {
-    let stable = state.slot.current().ok_or_else(|| state.no_model())?;
-    let (rows, single) = rows_from_json(body.get(), &stable.info.inputs, state.max_batch_rows)?;
+    let text = body.text()?;
+    let Some(stable) = state.slot.current() else {
+        // What is not JSON is refused as such, whether a version serves or not.
+        serde_json::from_str::<IgnoredAny>(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        return Err(state.no_model());
+    };
+    let (rows, single) = rows_from_json(text, &stable.info.inputs, state.max_batch_rows)?;
 
     let routing = Routing::from_headers(&headers, None);
     let Scored { model, outcome, capture } =

@@ -64,36 +64,44 @@ struct RequestSeries {
     duration: Histogram,
 }
 
-/// A worker's handles of one method and status, by route.
-type SeriesByRoute = HashMap<Box<str>, RequestSeries>;
+/// An HTTP request series: its labels and handles.
+struct HttpSeries {
+    method: &'static str,
+    status: u16,
+    route: Box<str>,
+    handles: RequestSeries,
+}
 
 thread_local! {
-    /// Each worker's handles by (method, status), then route: registering a series means
-    /// building its labels and a lookup in the shared registry, too much to do per request.
-    static REQUEST_SERIES: RefCell<HashMap<(&'static str, u16), SeriesByRoute>> =
-        RefCell::new(HashMap::new());
+    /// Each worker's handles, most recently added last: registering a series means
+    /// building its labels and a lookup in the shared registry, too much to do per
+    /// request. A worker sees a few dozen series at most (methods, statuses and route
+    /// patterns are bounded), so a scan that compares the status first costs less than
+    /// hashing the route.
+    static HTTP_SERIES: RefCell<Vec<HttpSeries>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Counts and times one request. Methods outside HTTP's standard set are labelled
 /// `OTHER`, so that no client can grow the label set.
 pub fn http_request(method: &Method, route: &str, status: u16, elapsed: Duration) {
     let method = method_label(method);
-    REQUEST_SERIES.with_borrow_mut(|series| {
-        let by_route = series.entry((method, status)).or_default();
-        if !by_route.contains_key(route) {
+    HTTP_SERIES.with_borrow_mut(|known| {
+        let found = known.iter().position(|s| s.status == status && s.method == method && *s.route == *route);
+        let index = found.unwrap_or_else(|| {
             prometheus();
             let labels = [
                 ("method", method.to_string()),
                 ("route", route.to_string()),
                 ("status", status.to_string()),
             ];
-            let registered = RequestSeries {
+            let handles = RequestSeries {
                 total: counter!("http_requests_total", &labels),
                 duration: histogram!("http_request_duration_seconds", &labels),
             };
-            by_route.insert(route.into(), registered);
-        }
-        let series = &by_route[route];
+            known.push(HttpSeries { method, status, route: route.into(), handles });
+            known.len() - 1
+        });
+        let series = &known[index].handles;
         series.total.increment(1);
         series.duration.record(elapsed.as_secs_f64());
     });

@@ -19,6 +19,7 @@ use json_line::{JsonLine, SpanFields};
 pub use request::RequestScope;
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 use text_line::TextLine;
 use tracing_subscriber::EnvFilter;
@@ -26,6 +27,12 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// Lines a worker thread holds back before writing them; a few dozen request lines.
 pub const BATCH_BYTES: usize = 16 * 1024;
+
+/// The target of each request's closing line, for filtering (`RUST_LOG`).
+pub const ACCESS_LOG_TARGET: &str = "predict_host::access";
+
+/// Whether lines are JSON (set once, by [`init`]).
+static JSON_LINES: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// `Some` once this thread has parked as a tokio worker; lines wait here until flushed.
@@ -125,6 +132,7 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    JSON_LINES.store(json, Ordering::Relaxed);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(BatchedStderr);
     let _ = if json {
         builder.with_ansi(false).fmt_fields(SpanFields).event_format(JsonLine).try_init()

@@ -5,8 +5,13 @@
 //! about a tenth of the host's throughput (BENCHMARKS.md). It is a task-local value, so
 //! it follows the request's task from thread to thread and is seen by nothing else.
 
+use super::{ACCESS_LOG_TARGET, JSON_LINES, LineWriter, json_line};
 use axum::http::{HeaderValue, Method, Uri};
+use std::cell::RefCell;
 use std::fmt;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::task::futures::TaskLocalFuture;
 
 /// What each line logged while a request is served says of it.
@@ -21,6 +26,20 @@ tokio::task_local! {
     static CURRENT: RequestScope;
 }
 
+thread_local! {
+    /// The closing line being written, its capacity kept from line to line.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// A latency as the closing line writes it: `412 μs`.
+struct Micros(Duration);
+
+impl fmt::Display for Micros {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} μs", self.0.as_micros())
+    }
+}
+
 impl RequestScope {
     /// `future`, with every line it logs carrying this request; the scope is given back
     /// by [`TaskLocalFuture::take_value`].
@@ -28,10 +47,26 @@ impl RequestScope {
         CURRENT.scope(self, future)
     }
 
-    /// Runs `log` (which logs lines of this request), for what follows the request's
-    /// own work: its closing line.
-    pub fn log(self, log: impl FnOnce()) {
-        CURRENT.sync_scope(self, log);
+    /// Logs the request's closing line (target [`ACCESS_LOG_TARGET`], at `INFO`): its
+    /// answer's status and its latency.
+    pub fn finish(self, status: u16, latency: Duration) {
+        if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
+            return;
+        }
+        if !JSON_LINES.load(Ordering::Relaxed) {
+            let latency = Micros(latency);
+            CURRENT.sync_scope(self, || {
+                tracing::info!(target: ACCESS_LOG_TARGET, %latency, status, "finished processing request");
+            });
+            return;
+        }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            if json_line::access_line(line, &self, status, latency).is_ok() {
+                // As for any line: nowhere to report a failed write to stderr.
+                let _ = LineWriter.write_all(line.as_bytes());
+            }
+        });
     }
 
     /// The id as text; empty if it is not (a client may send any bytes).
