@@ -8,6 +8,7 @@ use crate::api::rows::json_kind;
 use crate::runtime::{Field, FieldSpec, FieldType, Value as WitValue};
 use bytes::Bytes;
 use serde_json::{Map, Number, Value};
+use std::fmt;
 
 /// Reads the JSON header into an [`InferRequest`], naming the part that does not fit,
 /// and gives its binary inputs their share of `binary`. Unknown keys are ignored; `null`
@@ -57,7 +58,8 @@ pub(super) fn parse_input(index: usize, input: Value) -> Result<InferInputTensor
             return bad(format!("inputs[{index}]: \"name\" must be a string, got {}", json_kind(&other)));
         }
     };
-    let what = format!("input \"{name}\"");
+    // Named only in errors: formatted only then.
+    let what = Named("input", &name);
     let shape = match input.remove("shape") {
         Some(Value::Array(dims)) => dims
             .iter()
@@ -86,7 +88,7 @@ pub(super) fn parse_input(index: usize, input: Value) -> Result<InferInputTensor
             return bad(format!("{what}: \"datatype\" must be a string, got {}", json_kind(&other)));
         }
     };
-    let parameters = parse_parameters(input.remove("parameters"), &what)?;
+    let parameters = parse_parameters(input.remove("parameters"), what)?;
     let binary_size = match parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
         None | Some(Value::Null) => None,
         Some(size) => match size.as_u64().and_then(|n| usize::try_from(n).ok()) {
@@ -119,7 +121,7 @@ pub(super) fn parse_output(index: usize, output: Value) -> Result<RequestedOutpu
             return bad(format!("outputs[{index}]: \"name\" must be a string, got {}", json_kind(&other)));
         }
     };
-    let parameters = parse_parameters(output.remove("parameters"), &format!("output \"{}\"", name.as_str()))?;
+    let parameters = parse_parameters(output.remove("parameters"), Named("output", name.as_str()))?;
     Ok(RequestedOutput { name, parameters })
 }
 
@@ -144,12 +146,22 @@ pub(super) fn refuse_repeats(outputs: &[OutputName]) -> Result<(), Failure> {
 
 pub(super) fn parse_parameters(
     parameters: Option<Value>,
-    owner: &str,
+    owner: impl fmt::Display,
 ) -> Result<Option<Map<String, Value>>, Failure> {
     match parameters {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(parameters)) => Ok(Some(parameters)),
         Some(other) => bad(format!("{owner}: \"parameters\" must be an object, got {}", json_kind(&other))),
+    }
+}
+
+/// A tensor as errors name it: `input "SPEND"`.
+#[derive(Clone, Copy)]
+struct Named<'a>(&'static str, &'a str);
+
+impl fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} \"{}\"", self.0, self.1)
     }
 }
 
