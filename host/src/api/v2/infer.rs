@@ -113,7 +113,7 @@ async fn infer(
         _ => Failure::BadRequest(format!("the body could not be read: {}", rejection.body_text())),
     })?;
     let (header, binary) = binary::split(headers, body)?;
-    let header: Value = serde_json::from_slice(&header)
+    let header = super::header::read(&header)
         .map_err(|e| Failure::BadRequest(format!("malformed JSON: the inference header is not JSON: {e}")))?;
     let model = serving(&state, path)?;
     let request = parse_request(header, binary)?;

@@ -10,6 +10,7 @@ mod answer;
 mod binary;
 mod failure;
 pub mod grpc;
+mod header;
 mod infer;
 mod schema;
 mod tensors;

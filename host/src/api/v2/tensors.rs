@@ -3,6 +3,7 @@
 
 use super::binary;
 use super::failure::{Failure, bad};
+use super::header::{INPUT_KEYS, Node, REQUEST_KEYS};
 use super::schema::{Datatype, InferInputTensor, InferRequest, OutputName, RequestedOutput};
 use crate::api::rows::json_kind;
 use crate::runtime::{Field, FieldSpec, FieldType, Value as WitValue};
@@ -10,30 +11,34 @@ use bytes::Bytes;
 use serde_json::{Map, Number, Value};
 use std::fmt;
 
-/// Reads the JSON header into an [`InferRequest`], naming the part that does not fit,
-/// and gives its binary inputs their share of `binary`. Unknown keys are ignored; `null`
-/// is the same as an absent optional key.
-pub(super) fn parse_request(body: Value, binary: Bytes) -> Result<InferRequest, Failure> {
-    let Value::Object(mut object) = body else {
-        return bad(format!("the request body must be a JSON object, got {}", json_kind(&body)));
+/// Reads the JSON header (as [`header::read`] gives it) into an [`InferRequest`], naming
+/// the part that does not fit, and gives its binary inputs their share of `binary`.
+/// Unknown keys are ignored; `null` is the same as an absent optional key.
+pub(super) fn parse_request(body: Node, binary: Bytes) -> Result<InferRequest, Failure> {
+    let Node::Object { members, inputs } = body else {
+        return bad(format!("the request body must be a JSON object, got {}", body.kind()));
     };
-    let id = match object.remove("id") {
+    let [id, parameters, outputs] = <[Option<Value>; REQUEST_KEYS.len()]>::try_from(members)
+        .expect("the header reader gives one slot per key");
+    let id = match id {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) => Some(id),
         Some(other) => return bad(format!("\"id\" must be a string, got {}", json_kind(&other))),
     };
-    let parameters = parse_parameters(object.remove("parameters"), "the request")?;
-    let mut inputs: Vec<InferInputTensor> = match object.remove("inputs") {
-        Some(Value::Array(inputs)) => inputs
+    let parameters = parse_parameters(parameters, "the request")?;
+    let mut inputs: Vec<InferInputTensor> = match inputs.map(|inputs| *inputs) {
+        Some(Node::Array(inputs)) => inputs
             .into_iter()
             .enumerate()
             .map(|(i, input)| parse_input(i, input))
             .collect::<Result<_, _>>()?,
-        None | Some(Value::Null) => return bad("missing \"inputs\": send one tensor per model input field"),
-        Some(other) => return bad(format!("\"inputs\" must be an array, got {}", json_kind(&other))),
+        None | Some(Node::Other("null")) => {
+            return bad("missing \"inputs\": send one tensor per model input field");
+        }
+        Some(other) => return bad(format!("\"inputs\" must be an array, got {}", other.kind())),
     };
     binary::attach(&mut inputs, binary)?;
-    let outputs = match object.remove("outputs") {
+    let outputs = match outputs {
         None | Some(Value::Null) => None,
         Some(Value::Array(outputs)) => Some(
             outputs
@@ -47,11 +52,13 @@ pub(super) fn parse_request(body: Value, binary: Bytes) -> Result<InferRequest, 
     Ok(InferRequest { id, parameters, inputs, outputs })
 }
 
-pub(super) fn parse_input(index: usize, input: Value) -> Result<InferInputTensor, Failure> {
-    let Value::Object(mut input) = input else {
-        return bad(format!("inputs[{index}] must be an object, got {}", json_kind(&input)));
+pub(super) fn parse_input(index: usize, input: Node) -> Result<InferInputTensor, Failure> {
+    let Node::Object { members, .. } = input else {
+        return bad(format!("inputs[{index}] must be an object, got {}", input.kind()));
     };
-    let name = match input.remove("name") {
+    let [name, shape, datatype, parameters, data] = <[Option<Value>; INPUT_KEYS.len()]>::try_from(members)
+        .expect("the header reader gives one slot per key");
+    let name = match name {
         Some(Value::String(name)) => name,
         None => return bad(format!("inputs[{index}] has no \"name\"")),
         Some(other) => {
@@ -60,7 +67,7 @@ pub(super) fn parse_input(index: usize, input: Value) -> Result<InferInputTensor
     };
     // Named only in errors: formatted only then.
     let what = Named("input", &name);
-    let shape = match input.remove("shape") {
+    let shape = match shape {
         Some(Value::Array(dims)) => dims
             .iter()
             .map(|dim| match dim {
@@ -73,7 +80,7 @@ pub(super) fn parse_input(index: usize, input: Value) -> Result<InferInputTensor
     let Some(shape) = shape else {
         return bad(format!("{what}: \"shape\" must be an array of 64-bit integers"));
     };
-    let datatype = match input.remove("datatype") {
+    let datatype = match datatype {
         Some(Value::String(datatype)) => match Datatype::parse(&datatype) {
             Some(datatype) => datatype,
             None => {
@@ -88,7 +95,7 @@ pub(super) fn parse_input(index: usize, input: Value) -> Result<InferInputTensor
             return bad(format!("{what}: \"datatype\" must be a string, got {}", json_kind(&other)));
         }
     };
-    let parameters = parse_parameters(input.remove("parameters"), what)?;
+    let parameters = parse_parameters(parameters, what)?;
     let binary_size = match parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
         None | Some(Value::Null) => None,
         Some(size) => match size.as_u64().and_then(|n| usize::try_from(n).ok()) {
@@ -96,7 +103,7 @@ pub(super) fn parse_input(index: usize, input: Value) -> Result<InferInputTensor
             None => return bad(format!("{what}: \"binary_data_size\" must be a count of bytes, got {size}")),
         },
     };
-    let data = match (input.remove("data"), binary_size) {
+    let data = match (data, binary_size) {
         (Some(Value::Array(data)), None) => data,
         (None | Some(Value::Null), Some(_)) => Vec::new(),
         (Some(_), Some(_)) => {
