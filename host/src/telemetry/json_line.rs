@@ -12,7 +12,7 @@
 //! serde_json's serializer, which escapes it.
 
 use super::ACCESS_LOG_TARGET;
-use super::request::{self, RequestScope};
+use super::request::{self, FINISHED, Micros, RequestScope};
 use serde::Serializer as _;
 use std::cell::Cell;
 use std::fmt;
@@ -79,8 +79,8 @@ pub fn access_line(line: &mut String, request: &RequestScope, status: u16, laten
     write_timestamp(&mut writer, std::time::SystemTime::now())?;
     write!(
         writer,
-        "\",\"level\":\"INFO\",\"message\":\"finished processing request\",\"latency\":\"{} μs\",\"status\":{status},\"target\":\"{ACCESS_LOG_TARGET}\"",
-        latency.as_micros()
+        "\",\"level\":\"INFO\",\"message\":\"{FINISHED}\",\"latency\":\"{}\",\"status\":{status},\"target\":\"{ACCESS_LOG_TARGET}\"",
+        Micros(latency)
     )?;
     request_span(&mut writer, request)?;
     writer.write_str("}\n")

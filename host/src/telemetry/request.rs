@@ -31,8 +31,11 @@ thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+/// The message of a request's closing line.
+pub(super) const FINISHED: &str = "finished processing request";
+
 /// A latency as the closing line writes it: `412 μs`.
-struct Micros(Duration);
+pub(super) struct Micros(pub Duration);
 
 impl fmt::Display for Micros {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,7 +59,7 @@ impl RequestScope {
         if !JSON_LINES.load(Ordering::Relaxed) {
             let latency = Micros(latency);
             CURRENT.sync_scope(self, || {
-                tracing::info!(target: ACCESS_LOG_TARGET, %latency, status, "finished processing request");
+                tracing::info!(target: ACCESS_LOG_TARGET, %latency, status, "{FINISHED}");
             });
             return;
         }
