@@ -60,8 +60,14 @@ async fn start_balancer(lb: Balancer) -> SocketAddr {
 }
 
 /// A host as the Deployment runs it: not ready for a moment after SIGTERM, then draining.
+/// Its call deadline is far above a slow request's time (tens of milliseconds on a quiet
+/// machine): on a machine half as fast, with a replica compiling its plugin beside the
+/// load, the default 100 ms failed slow requests with 504s that say nothing of the rollout.
 fn replica(dir: &std::path::Path) -> HostProcess {
-    HostProcess::start(&plugin_dir_env(dir, &[("SHUTDOWN_DELAY_SECS", "1"), ("DRAIN_TIMEOUT_SECS", "10")]))
+    HostProcess::start(&plugin_dir_env(
+        dir,
+        &[("SHUTDOWN_DELAY_SECS", "1"), ("DRAIN_TIMEOUT_SECS", "10"), ("CALL_TIMEOUT_MS", "2000")],
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
